@@ -1,0 +1,46 @@
+"""Ginga plugins of the CCD calibration workbench.
+
+Ginga finds them through the ``ginga.rv.plugins`` entry points (see
+``setup.cfg``): each entry point is one of the functions below, returning
+the plugin spec the reference viewer registers.  The modules are imported
+as ``ginga_ccdcal.plugins.<Name>`` (``pfx``), so they are ordinary package
+modules rather than files put on ``sys.path``.
+
+``CCDBrowser`` (global)
+    scan a folder of raw frames, group them by header keywords.
+``CCDMasters`` (global)
+    build master bias/dark/flat frames from the browser's scan.
+``CCDCalibrate`` (local)
+    calibrate the light frame shown in a channel with the matching masters.
+"""
+
+from ginga.misc.Bunch import Bunch
+
+__all__ = ["browser_spec", "masters_spec", "calibrate_spec", "CATEGORY"]
+
+#: The Operations-menu category our plugins appear under.
+CATEGORY = "CCD Calibration"
+_PFX = __name__
+
+
+def browser_spec():
+    """Plugin spec of the CCD Browser (global, right-hand panel)."""
+    return Bunch(module="CCDBrowser", klass="CCDBrowser", pfx=_PFX,
+                 ptype="global", workspace="right", start=False,
+                 category=CATEGORY, menu="CCD Browser [G]", tab="CCD Browser",
+                 enabled=True)
+
+
+def masters_spec():
+    """Plugin spec of the CCD master builder (global, right-hand panel)."""
+    return Bunch(module="CCDMasters", klass="CCDMasters", pfx=_PFX,
+                 ptype="global", workspace="right", start=False,
+                 category=CATEGORY, menu="CCD Masters [G]", tab="CCD Masters",
+                 enabled=True)
+
+
+def calibrate_spec():
+    """Plugin spec of the one-click calibration (local, Dialogs tab)."""
+    return Bunch(module="CCDCalibrate", klass="CCDCalibrate", pfx=_PFX,
+                 ptype="local", workspace="dialogs", category=CATEGORY,
+                 menu="CCD Calibrate", tab="CCD Calibrate", enabled=True)

@@ -1,0 +1,342 @@
+"""Start the Ginga reference viewer with the CCD calibration plugins.
+
+The plugins reach Ginga through the ``ginga.rv.plugins`` entry points
+declared in ``setup.cfg``, so a plain ``ginga`` command shows them too;
+this module adds what that command lacks:
+
+* starting the viewer *in-process* and handing back a `RunningViewer`
+  that tests and scripts can drive (pump the Qt event loop, wait for a
+  condition, take a screenshot) instead of blocking in ``mainloop``;
+* opening the CCD Browser on a folder at start-up;
+* running on a machine without a display (Qt's ``offscreen`` platform)
+  and, with ``screenshot=``, waiting for the work to finish, saving the
+  main window to a PNG and exiting -- how the documentation screenshots
+  are made.
+
+Qt allows one ``QApplication`` per process, so there is at most one
+viewer per process: `create_viewer` refuses a second one.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+
+__all__ = ["ensure_qt_platform", "RunningViewer", "create_viewer",
+           "current_viewer", "start_viewer", "main", "PLUGIN_NAMES"]
+
+#: Our plugins, as the reference viewer names them.
+PLUGIN_NAMES = ("CCDBrowser", "CCDMasters", "CCDCalibrate")
+
+_current = None
+
+
+def ensure_qt_platform(environ=None):
+    """Choose Qt's ``offscreen`` platform when there is no display.
+
+    Must run before the ``QApplication`` exists.  An explicit
+    ``QT_QPA_PLATFORM`` is left alone.
+
+    Parameters
+    ----------
+    environ : dict, optional
+        The environment to inspect and update (default ``os.environ``).
+
+    Returns
+    -------
+    str or None
+        The platform Qt will use, None for its own default.
+    """
+    if environ is None:
+        environ = os.environ
+    if environ.get("QT_QPA_PLATFORM"):
+        return environ["QT_QPA_PLATFORM"]
+    if (sys.platform.startswith("linux")
+            and not environ.get("DISPLAY")
+            and not environ.get("WAYLAND_DISPLAY")):
+        environ["QT_QPA_PLATFORM"] = "offscreen"
+        return "offscreen"
+    return None
+
+
+class _ErrorCollector(logging.Handler):
+    """Keep the viewer's ERROR log records so callers can check for them."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(self.format(record))
+
+
+class RunningViewer:
+    """A reference viewer set up in this process, driven by the caller.
+
+    Attributes
+    ----------
+    fv : ginga.rv.Control.GingaShell
+        The Ginga shell (what plugins call ``self.fv``).
+    rv : ginga.rv.main.ReferenceViewer
+    logged_errors : list of str
+        Every message the viewer logged at ERROR level -- an uncaught
+        exception in a plugin callback lands here.
+    """
+
+    def __init__(self, rv, fv, collector, tmp_basedir=None):
+        self.rv = rv
+        self.fv = fv
+        self._collector = collector
+        self._tmp_basedir = tmp_basedir
+        self.closed = False
+
+    @property
+    def logged_errors(self):
+        return self._collector.messages
+
+    @property
+    def window(self):
+        """The main window's Qt widget."""
+        return self.fv.w.root.get_widget()
+
+    def pump(self, seconds=0.0):
+        """Process GUI events for about ``seconds`` (at least one round)."""
+        end = time.monotonic() + seconds
+        while True:
+            self.fv.update_pending(timeout=0.005)
+            if time.monotonic() >= end:
+                break
+
+    def wait_for(self, predicate, timeout=30.0, what="the condition"):
+        """Pump events until ``predicate()`` is true.
+
+        Raises
+        ------
+        TimeoutError
+            With ``what`` in the message, if ``timeout`` seconds pass.
+        """
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            self.fv.update_pending(timeout=0.01)
+        return True
+
+    def global_plugin(self, name, start=True):
+        """The object of global plugin ``name``, started first if asked."""
+        if start and not self.fv.gpmon.is_active(name):
+            self.fv.start_global_plugin(name, raise_tab=True)
+            self.pump()
+        return self.fv.gpmon.get_plugin(name)
+
+    def local_plugin(self, chname, name, start=True):
+        """The object of local plugin ``name`` in channel ``chname``."""
+        channel = self.fv.get_channel(chname)
+        if start and not channel.opmon.is_active(name):
+            self.fv.start_local_plugin(chname, name, None)
+            self.pump()
+        return channel.opmon.get_plugin(name)
+
+    def open_browser(self, folder):
+        """Start the CCD Browser and scan ``folder`` (returns the plugin)."""
+        browser = self.global_plugin("CCDBrowser")
+        browser.set_folder(os.fspath(folder))
+        return browser
+
+    def screenshot(self, path, widget=None):
+        """Save the main window (or a Qt ``widget``) to the PNG ``path``."""
+        self.pump(0.2)
+        widget = self.window if widget is None else widget
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if not widget.grab().save(os.fspath(path)):
+            raise OSError(f"could not write screenshot {path}")
+        return path
+
+    def close(self):
+        """Stop plugins, worker threads and the log listener."""
+        global _current
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.fv.stop()
+        finally:
+            listener = getattr(self.rv, "_gui_log_listener", None)
+            if listener is not None:
+                listener.stop()
+                self.rv._gui_log_listener = None
+            self.window.hide()
+            self.fv.app.process_events()
+            _current = None
+
+
+def current_viewer():
+    """The viewer of this process made by `create_viewer`, or None."""
+    return _current
+
+
+def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
+                  loglevel=logging.WARNING, log_stderr=False,
+                  restore_layout=False):
+    """Set up the reference viewer in this process without blocking.
+
+    Parameters
+    ----------
+    basedir : str, optional
+        Ginga's settings folder.  None uses a fresh temporary one, so the
+        user's saved layout and preferences do not change what a script
+        or a test sees; pass ``"~/.ginga"`` for the user's own.
+    channels : sequence of str
+        Channels to create at start-up.
+    geometry : str, optional
+        X-style ``"WIDTHxHEIGHT"`` for the main window.
+    loglevel : int
+    log_stderr : bool
+        Also log to stderr.
+    restore_layout : bool
+        Restore the layout Ginga saved in ``basedir``.
+
+    Returns
+    -------
+    RunningViewer
+
+    Raises
+    ------
+    RuntimeError
+        A viewer already exists in this process.
+    """
+    global _current
+    if _current is not None:
+        raise RuntimeError("a reference viewer already runs in this process "
+                           "(Qt allows one application per process)")
+    ensure_qt_platform()
+
+    from ginga.misc import Settings, log
+    from ginga.rv import main as rvmain
+    from ginga.util import paths
+
+    tmp_basedir = None
+    if basedir is None:
+        tmp_basedir = tempfile.TemporaryDirectory(prefix="ginga-ccdcal-")
+        basedir = tmp_basedir.name
+    basedir = os.path.expanduser(os.fspath(basedir))
+    os.makedirs(basedir, exist_ok=True)
+
+    rv = rvmain.ReferenceViewer(layout=rvmain.default_layout,
+                                plugins=rvmain.plugins, appname="ginga",
+                                basedir=basedir, channels=list(channels))
+    rv.add_default_plugins()
+    # our plugins come in here, through their entry points
+    rv.add_separately_distributed_plugins()
+
+    # What ReferenceViewer.main() does before setup(), minus the command
+    # line and the blocking run().
+    rv.logger = log.get_logger(name="ginga", level=loglevel,
+                               log_stderr=log_stderr)
+    collector = _ErrorCollector()
+    collector.setFormatter(logging.Formatter(log.LOG_FORMAT))
+    rv.logger.addHandler(collector)
+    rv.ev_quit = threading.Event()
+    paths.set_home(basedir)
+    rv.prefs = Settings.Preferences(basefolder=basedir, logger=rv.logger)
+    settings = rv.prefs.create_category("general")
+    settings.set_defaults(appname="ginga", title="Ginga CCD calibration",
+                          useMatplotlibColormaps=False, widgetSet="choose",
+                          WCSpkg="choose", FITSpkg="choose",
+                          suppress_fits_warnings=True, recursion_limit=2000,
+                          min_threads=2, num_threads=8, save_layout=True,
+                          layout_file="layout.json", plugin_file="plugins.yml",
+                          channel_prefix="Image", showBanner=False,
+                          pluginmgr_allow_nonsingletons=True)
+    settings.load(onError="silent")
+    settings.set(ignore_saved_layout=not restore_layout, showBanner=False,
+                 channels=list(channels))
+    if geometry is not None:
+        settings.set(geometry=geometry)
+    rv.settings = settings
+
+    fv = rv.setup()
+    fv.set_gui_thread()
+    _current = RunningViewer(rv, fv, collector, tmp_basedir)
+    _current.pump(0.1)
+    return _current
+
+
+def _browser_idle(viewer):
+    browser = viewer.fv.gpmon.get_plugin("CCDBrowser")
+    return browser.scan_result is not None and not browser.busy
+
+
+def start_viewer(folder=None, *, screenshot=None, basedir=None,
+                 geometry=None, timeout=120.0, loglevel=logging.WARNING):
+    """Run the reference viewer with the CCD plugins, optionally on a folder.
+
+    Parameters
+    ----------
+    folder : str, optional
+        Open the CCD Browser on this folder of raw frames.
+    screenshot : str, optional
+        Instead of running interactively: wait for the scan to finish,
+        save the main window to this PNG and return.
+    basedir : str, optional
+        Ginga's settings folder; default the user's ``~/.ginga`` when
+        interactive, a throw-away one for a screenshot.
+    geometry : str, optional
+        ``"WIDTHxHEIGHT"`` of the main window.
+    timeout : float
+        Seconds to wait for the work before a screenshot (then it fails).
+    loglevel : int
+
+    Returns
+    -------
+    int
+        Exit status: 0, or 1 when the screenshot work timed out.
+    """
+    if screenshot is None and basedir is None:
+        basedir = os.path.join("~", ".ginga")
+    viewer = create_viewer(basedir=basedir, geometry=geometry,
+                           loglevel=loglevel, log_stderr=True,
+                           restore_layout=screenshot is None)
+    try:
+        if folder is not None:
+            viewer.open_browser(folder)
+        if screenshot is None:
+            viewer.fv.mainloop()
+            return 0
+        if folder is not None:
+            try:
+                viewer.wait_for(lambda: _browser_idle(viewer), timeout,
+                                "the folder scan")
+            except TimeoutError as exc:
+                print(f"ginga-ccdcal: {exc}", file=sys.stderr)
+                return 1
+        viewer.screenshot(screenshot)
+        print(f"screenshot saved to {screenshot}")
+        return 0
+    finally:
+        viewer.close()
+
+
+def main(argv=None):
+    """Command line: ``python -m ginga_ccdcal.viewer [FOLDER] [--screenshot PNG]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ginga_ccdcal.viewer",
+        description="Ginga reference viewer with the CCD calibration plugins.")
+    parser.add_argument("folder", nargs="?", help="folder of raw frames to browse")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="save the window to PNG once the scan is done, then exit")
+    parser.add_argument("--geometry", metavar="WxH", help="main window size")
+    parser.add_argument("--basedir", help="Ginga settings folder")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait before giving up on a screenshot")
+    args = parser.parse_args(argv)
+    return start_viewer(args.folder, screenshot=args.screenshot,
+                        basedir=args.basedir, geometry=args.geometry,
+                        timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

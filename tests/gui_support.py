@@ -1,0 +1,141 @@
+"""Driving the real Ginga reference viewer from pytest (Qt offscreen).
+
+Qt allows a single ``QApplication`` per process, so one reference viewer
+is made per test session (`gui_session`) and every GUI test borrows it
+through the `gui` fixture, which puts the viewer back in its start state
+afterwards: our plugins stopped, extra channels deleted, nothing left in
+``Image``.
+
+Test modules import the fixtures they use::
+
+    from gui_support import gui, gui_session  # noqa: F401 (fixtures)
+"""
+
+import os
+import pathlib
+
+import pytest
+
+from ginga_ccdcal.viewer import PLUGIN_NAMES, create_viewer, current_viewer
+
+
+#: Where the tests save the screenshots shown in the documentation.
+SCREENSHOT_DIR = pathlib.Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+#: Seconds a GUI test waits for background work before failing.
+WAIT = 60.0
+
+
+class GuiDriver:
+    """What a GUI test needs from the running viewer, in one object.
+
+    Parameters
+    ----------
+    viewer : ginga_ccdcal.viewer.RunningViewer
+    """
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.fv = viewer.fv
+        self._errors_seen = len(viewer.logged_errors)
+
+    # -- event loop ---------------------------------------------------
+    def pump(self, seconds=0.0):
+        self.viewer.pump(seconds)
+
+    def wait_for(self, predicate, what, timeout=WAIT):
+        """Pump events until ``predicate()``; fail the test on timeout."""
+        try:
+            self.viewer.wait_for(predicate, timeout, what)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; errors logged by the viewer: "
+                        f"{self.new_errors() or 'none'}")
+
+    def wait_idle(self, plugin, what=None, timeout=WAIT):
+        """Wait until ``plugin.busy`` is false (its background task ended)."""
+        self.wait_for(lambda: not plugin.busy,
+                      what or f"{plugin} to finish its background work", timeout)
+
+    # -- plugins and channels -----------------------------------------
+    def global_plugin(self, name):
+        """Start global plugin ``name`` (if needed) and return its object."""
+        return self.viewer.global_plugin(name)
+
+    def local_plugin(self, chname, name):
+        """Start local plugin ``name`` in ``chname`` and return its object."""
+        return self.viewer.local_plugin(chname, name)
+
+    def channel_image(self, chname):
+        """The image shown in channel ``chname`` (None if none)."""
+        channel = self.fv.get_channel(chname)
+        return channel.viewer.get_image()
+
+    def click(self, button):
+        """Press a ``ginga.gw.Widgets.Button`` as the user would."""
+        button.get_widget().click()
+        self.pump()
+
+    # -- checks and output --------------------------------------------
+    def new_errors(self):
+        """ERROR messages the viewer logged since this test started."""
+        return self.viewer.logged_errors[self._errors_seen:]
+
+    def error_panel_text(self):
+        """Text in Ginga's Errors tab (where ``fv.show_error`` writes)."""
+        from ginga.gw import Widgets
+        errors = self.fv.gpmon.get_plugin("Errors")
+        return "\n".join(w.get_text() for w in _descendants(errors.msg_list)
+                         if isinstance(w, Widgets.TextArea))
+
+    def screenshot(self, name):
+        """Save the main window to ``docs/screenshots/<name>.png``."""
+        path = SCREENSHOT_DIR / f"{name}.png"
+        self.viewer.screenshot(str(path))
+        return path
+
+    # -- reset between tests --------------------------------------------
+    def reset(self):
+        fv = self.fv
+        for chname in fv.get_channel_names():
+            fv.get_channel(chname).opmon.deactivate("CCDCalibrate")
+        for name in PLUGIN_NAMES:
+            if fv.gpmon.has_plugin(name) and fv.gpmon.is_active(name):
+                plugin = fv.gpmon.get_plugin(name)
+                if getattr(plugin, "busy", False):
+                    plugin.cancel()
+                    self.wait_idle(plugin, timeout=30)
+                fv.stop_global_plugin(name)
+        for chname in fv.get_channel_names():
+            if chname != "Image":
+                fv.delete_channel(chname)
+        image = fv.get_channel("Image")
+        for name in list(image.get_image_names()):
+            image.remove_image(name)
+        fv.change_channel("Image")
+        self.pump(0.05)
+
+
+def _descendants(widget):
+    """Every widget inside a ginga container, depth first."""
+    for child in getattr(widget, "get_children", lambda: [])():
+        yield child
+        yield from _descendants(child)
+
+
+@pytest.fixture(scope="session")
+def gui_session():
+    """The session's reference viewer (created on first use, offscreen)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    viewer = current_viewer()
+    if viewer is None:
+        viewer = create_viewer(geometry="1500x850")
+    yield viewer
+    viewer.close()
+
+
+@pytest.fixture
+def gui(gui_session):
+    """A `GuiDriver` on the session viewer, reset after the test."""
+    driver = GuiDriver(gui_session)
+    yield driver
+    driver.reset()
