@@ -1,0 +1,208 @@
+"""Frame types, exposure and filter from the many header styles cameras write.
+
+Camera software disagrees on keyword names (IMAGETYP, OBSTYPE, FRAMETYP,
+FRAME...) and on their values ('Bias Frame', 'zero', 'BIAS', 'Light Frame',
+'object', 'SCIENCE'...).  This module maps them onto four types, and when
+the header says nothing useful, guesses from the pixels and says it guessed.
+"""
+
+import math
+import re
+
+import numpy as np
+
+__all__ = ["FRAME_TYPES", "TYPE_KEYWORDS", "EXPTIME_KEYWORDS",
+           "FILTER_KEYWORDS", "normalise_type", "type_from_header",
+           "exptime_from_header", "filter_from_header", "temperature_from_header",
+           "binning_from_header", "guess_type_from_data"]
+
+#: The types every frame ends up as ('unknown' when nothing tells).
+FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
+
+#: Keywords that carry the frame type, in the order we trust them.
+TYPE_KEYWORDS = ("IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME", "IMGTYPE",
+                 "EXPTYPE")
+EXPTIME_KEYWORDS = ("EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME", "EXPOSED")
+FILTER_KEYWORDS = ("FILTER", "FILTNAM", "FILTER1", "FILTNAME", "FILT-NAM",
+                   "INSFILTE")
+TEMPERATURE_KEYWORDS = ("CCD-TEMP", "CCDTEMP", "CCD_TEMP", "DET-TEMP",
+                        "DETTEMP", "TEMPERAT")
+
+# Words in a type value, matched after lower-casing and splitting off
+# punctuation, so 'Bias Frame', 'BIAS', 'zero', 'Master Bias' all hit.
+_TYPE_WORDS = {
+    "bias": "bias", "zero": "bias", "offset": "bias",
+    "dark": "dark", "darks": "dark", "thermal": "dark",
+    "flat": "flat", "flats": "flat", "skyflat": "flat", "domeflat": "flat",
+    "twflat": "flat", "twilight": "flat", "flatfield": "flat", "dflat": "flat",
+    "sflat": "flat", "lampflat": "flat",
+    "light": "light", "object": "light", "science": "light", "sci": "light",
+    "target": "light", "obj": "light", "lights": "light", "exposure": "light",
+}
+
+
+def normalise_type(value, aliases=None):
+    """Map a header's frame-type value onto one of `FRAME_TYPES`.
+
+    Parameters
+    ----------
+    value : str
+        The raw header value, e.g. ``'Dark Frame'`` or ``'SKYFLAT'``.
+    aliases : dict, optional
+        The user's own spellings, ``{'calib-z': 'bias'}``, checked first
+        (case-insensitive).
+
+    Returns
+    -------
+    str
+        ``'bias'``, ``'dark'``, ``'flat'``, ``'light'`` or ``'unknown'``.
+
+    Examples
+    --------
+    >>> normalise_type('Bias Frame'), normalise_type('object')
+    ('bias', 'light')
+    """
+    text = str(value).strip().lower()
+    if aliases:
+        for key, kind in aliases.items():
+            if key.strip().lower() == text:
+                return kind
+    words = re.split(r"[^a-z]+", text)
+    found = [_TYPE_WORDS[w] for w in words if w in _TYPE_WORDS]
+    # 'Dark Flat' / 'Flat Dark' is a dark taken for the flats: a dark.
+    if "dark" in found:
+        return "dark"
+    if found:
+        return found[0]
+    # Joined spellings without separators: 'DARKFLAT', 'SKYFLATS', 'BIASFRAME'
+    for word, kind in (("dark", "dark"), ("bias", "bias"), ("zero", "bias"),
+                       ("flat", "flat"), ("light", "light"),
+                       ("object", "light"), ("science", "light")):
+        if word in text:
+            return kind
+    return "unknown"
+
+
+def type_from_header(header, aliases=None):
+    """Frame type and the keyword it came from.
+
+    Returns
+    -------
+    (str, str or None)
+        The type and the keyword that gave it; ``('unknown', None)`` if no
+        keyword holds a recognisable value.
+    """
+    for key in TYPE_KEYWORDS:
+        if key in header:
+            kind = normalise_type(header[key], aliases)
+            if kind != "unknown":
+                return kind, key
+    return "unknown", None
+
+
+def _number(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def exptime_from_header(header):
+    """Exposure time in seconds from EXPTIME, EXPOSURE..., or None."""
+    for key in EXPTIME_KEYWORDS:
+        if key in header:
+            value = _number(header[key])
+            if value is not None and value >= 0:
+                return value
+    return None
+
+
+def filter_from_header(header, aliases=None):
+    """Filter name (stripped) from FILTER, FILTNAM, FILTER1..., or None.
+
+    ``aliases`` maps the user's spellings to one name, e.g.
+    ``{'Halpha': 'Ha'}`` (case-insensitive).
+    """
+    for key in FILTER_KEYWORDS:
+        value = header.get(key)
+        if value is None:
+            continue
+        name = str(value).strip()
+        if not name:
+            continue
+        if aliases:
+            for spelling, canonical in aliases.items():
+                if spelling.strip().lower() == name.lower():
+                    return canonical
+        return name
+    return None
+
+
+def temperature_from_header(header):
+    """Sensor temperature in degrees C, or None."""
+    for key in TEMPERATURE_KEYWORDS:
+        if key in header:
+            value = _number(header[key])
+            if value is not None:
+                return value
+    return None
+
+
+def binning_from_header(header):
+    """(x, y) binning from XBINNING/YBINNING or CCDSUM; (1, 1) if absent."""
+    x, y = _number(header.get("XBINNING")), _number(header.get("YBINNING"))
+    if x and y:
+        return int(x), int(y)
+    ccdsum = header.get("CCDSUM")
+    if ccdsum:
+        parts = str(ccdsum).split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return int(parts[0]), int(parts[1])
+    return 1, 1
+
+
+def guess_type_from_data(data, exptime=None, read_noise_adu=None):
+    """Guess a frame's type from its pixels when the header does not say.
+
+    The rules are the ones an observer uses by eye: a zero-length exposure
+    is a bias; a frame whose spread is no wider than read noise is a bias
+    (short) or a dark (long); a bright, smooth frame is a flat; anything
+    with structure well above the noise is a light.
+
+    Parameters
+    ----------
+    data : 2-D array
+    exptime : float, optional
+    read_noise_adu : float, optional
+        If unknown, estimated from the difference of neighbouring columns.
+
+    Returns
+    -------
+    str
+        One of ``'bias'``, ``'dark'``, ``'flat'``, ``'light'``.
+    """
+    sample = np.asarray(data, dtype=np.float32)[::4, ::4]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return "unknown"
+    if exptime is not None and exptime == 0:
+        return "bias"
+    image = np.asarray(data, dtype=np.float32)
+    if read_noise_adu is None:
+        # Pixel-to-pixel differences cancel smooth illumination, leaving
+        # the per-pixel noise (times sqrt 2).
+        diff = np.diff(image[::2, :], axis=1)
+        diff = diff[np.isfinite(diff)]
+        read_noise_adu = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)
+    level = float(np.median(sample))
+    mad = 1.4826 * float(np.median(np.abs(sample - level)))
+    p1, p99 = np.percentile(sample, [1, 99.9])
+    noise = max(read_noise_adu, 1e-3)
+    if mad <= 1.5 * noise and p99 - level < 50 * noise:
+        return "bias" if not exptime or exptime < 1 else "dark"
+    # A flat is bright and its large-scale spread is a modest fraction of
+    # its level; a light's sky is faint compared with the stars on it.
+    if level > 0 and (p99 - level) < 0.5 * level and level > 20 * noise:
+        return "flat"
+    return "light"

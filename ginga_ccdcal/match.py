@@ -1,0 +1,221 @@
+"""Which master bias, dark and flat a frame should be calibrated with, and why.
+
+Every decision comes back as a `Choice` carrying a reason sentence (the
+plugins show it, calibrated headers record it) and any warnings, so the
+observer can see that a 300 s light got the 120 s dark scaled by 2.5.
+
+Rules
+-----
+bias
+    a master bias of the same detector setup (shape and binning).
+dark
+    1. a master dark of the same exposure (within the tolerance), the
+       closest in CCD temperature;
+    2. otherwise the bias-subtracted master dark nearest in exposure,
+       scaled by the exposure ratio (longer darks preferred on a tie:
+       scaling down also shrinks their noise);
+    3. a dark that still contains the bias is never scaled: scaling would
+       scale the bias too.
+    A temperature difference larger than the tolerance is a warning.
+flat
+    the master flat of the same filter (case and spaces ignored) and setup.
+"""
+
+from dataclasses import dataclass, field
+
+__all__ = ["Choice", "MatchResult", "choose_bias", "choose_dark",
+           "choose_flat", "match_light"]
+
+EXPTIME_TOLERANCE = 0.5   # seconds
+TEMP_TOLERANCE = 2.0      # degrees C
+
+
+@dataclass
+class Choice:
+    """One master picked for one role, with the reason and any warnings."""
+
+    role: str
+    master: object = None
+    reason: str = ""
+    scale: float = 1.0
+    warnings: list = field(default_factory=list)
+
+    def __bool__(self):
+        return self.master is not None
+
+
+@dataclass
+class MatchResult:
+    """The masters for one light frame.
+
+    ``missing`` lists the roles with no usable master (the calibration
+    skips those steps and says so); ``bias_in_dark`` is True when the dark
+    still contains the bias, so the bias must not be subtracted again.
+    """
+
+    frame: object
+    bias: Choice
+    dark: Choice
+    flat: Choice
+
+    @property
+    def bias_in_dark(self):
+        return bool(self.dark) and not self.dark.master.bias_subtracted
+
+    @property
+    def missing(self):
+        missing = [c.role for c in (self.dark, self.flat) if not c]
+        if not self.bias and not self.bias_in_dark:
+            missing.insert(0, "bias")
+        return missing
+
+    @property
+    def warnings(self):
+        return [w for c in (self.bias, self.dark, self.flat) for w in c.warnings]
+
+    def describe(self):
+        """Lines for people: which master for each step and why."""
+        lines = []
+        for choice in (self.bias, self.dark, self.flat):
+            if choice.role == "bias" and not choice and self.bias_in_dark:
+                lines.append("bias: included in the dark (dark not bias-subtracted)")
+                continue
+            name = choice.master.name if choice else "NONE"
+            lines.append(f"{choice.role}: {name} - {choice.reason}")
+            lines.extend(f"  warning: {w}" for w in choice.warnings)
+        return lines
+
+
+def _compatible(frame, master):
+    return (tuple(master.shape) == tuple(frame.shape)
+            and tuple(master.binning) == tuple(frame.binning))
+
+
+def _setup_text(frame):
+    return f"{frame.shape[1]}x{frame.shape[0]} px, binning {frame.binning[0]}x{frame.binning[1]}"
+
+
+def choose_bias(frame, masters):
+    """The master bias for ``frame`` (same shape and binning)."""
+    biases = [m for m in masters if m.kind == "bias"]
+    fitting = [m for m in biases if _compatible(frame, m)]
+    if fitting:
+        return Choice("bias", fitting[0], f"master bias for {_setup_text(frame)}")
+    if biases:
+        return Choice("bias", None, f"no master bias for {_setup_text(frame)} "
+                      f"(have {', '.join(m.name for m in biases)})")
+    return Choice("bias", None, "no master bias")
+
+
+def choose_dark(frame, masters, *, exptime=None, bias_available=True,
+                tolerance=EXPTIME_TOLERANCE, temp_tolerance=TEMP_TOLERANCE):
+    """The master dark for ``frame``, the factor to scale it by, and why.
+
+    Parameters
+    ----------
+    frame : Frame
+    masters : list of MasterFrame
+    exptime : float, optional
+        Exposure to match; defaults to ``frame.exptime``.
+    bias_available : bool
+        Whether a master bias will be subtracted.  Without one, a dark that
+        includes the bias (same exposure) is the right choice.
+    tolerance, temp_tolerance : float
+        Exposures within ``tolerance`` seconds count as equal; temperatures
+        further apart than ``temp_tolerance`` degrees give a warning.
+    """
+    exptime = frame.exptime if exptime is None else exptime
+    darks = [m for m in masters if m.kind == "dark" and m.exptime is not None
+             and _compatible(frame, m)]
+    if not darks:
+        return Choice("dark", None, "no master dark for " + _setup_text(frame))
+    if exptime is None:
+        return Choice("dark", None, "the frame has no exposure time "
+                      "(EXPTIME/EXPOSURE), so no dark can be matched")
+
+    def temp_gap(master):
+        if master.ccd_temp is None or frame.ccd_temp is None:
+            return 0.0
+        return abs(master.ccd_temp - frame.ccd_temp)
+
+    same = [m for m in darks if abs(m.exptime - exptime) <= tolerance]
+    if same:
+        # A bias-subtracted dark needs a master bias beside it; one that
+        # includes the bias does the bias's job as well.
+        same.sort(key=lambda m: (temp_gap(m), m.bias_subtracted != bias_available))
+        best = same[0]
+        if best.bias_subtracted and not bias_available:
+            return Choice("dark", None, f"{best.name} is bias-subtracted but there "
+                          "is no master bias to go with it")
+        choice = Choice("dark", best, f"same exposure ({best.exptime:g} s)")
+    else:
+        scalable = [m for m in darks if m.bias_subtracted]
+        if not scalable:
+            names = ", ".join(f"{m.exptime:g} s" for m in darks)
+            return Choice("dark", None, f"no dark of {exptime:g} s, and the darks "
+                          f"there are ({names}) were not bias-subtracted, so they "
+                          "cannot be scaled")
+        if not bias_available:
+            return Choice("dark", None, f"no dark of {exptime:g} s, and scaling "
+                          "another needs a master bias")
+        scalable.sort(key=lambda m: (abs(m.exptime - exptime), -m.exptime, temp_gap(m)))
+        best = scalable[0]
+        if best.exptime <= 0:
+            return Choice("dark", None, "only zero-length darks to scale from")
+        factor = exptime / best.exptime
+        choice = Choice("dark", best, f"scaled {best.exptime:g} s -> {exptime:g} s "
+                        f"(x{factor:.3g}), nearest exposure", scale=factor)
+    if temp_gap(best) > temp_tolerance:
+        choice.warnings.append(f"dark at {best.ccd_temp:.1f} C, frame at "
+                               f"{frame.ccd_temp:.1f} C (difference "
+                               f"{temp_gap(best):.1f} C)")
+    return choice
+
+
+def _filter_key(name):
+    return "" if name is None else "".join(str(name).split()).lower()
+
+
+def choose_flat(frame, masters):
+    """The normalised master flat of ``frame``'s filter and setup."""
+    flats = [m for m in masters if m.kind == "flat" and _compatible(frame, m)]
+    wanted = _filter_key(frame.filter)
+    same = [m for m in flats if _filter_key(m.filter) == wanted]
+    if same:
+        return Choice("flat", same[0], f"filter {frame.filter}" if frame.filter
+                      else "no filter on frame or flat")
+    if frame.filter is None and len(flats) == 1:
+        return Choice("flat", flats[0], f"the only flat (filter {flats[0].filter})",
+                      warnings=["the frame has no FILTER keyword"])
+    have = ", ".join(sorted({str(m.filter) for m in flats})) or "none"
+    return Choice("flat", None, f"no master flat for filter {frame.filter} "
+                  f"(flats for: {have})")
+
+
+def match_light(frame, masters, *, tolerance=EXPTIME_TOLERANCE,
+                temp_tolerance=TEMP_TOLERANCE):
+    """Pick the master bias, dark and flat for a light frame.
+
+    Parameters
+    ----------
+    frame : `~ginga_ccdcal.scan.Frame`
+    masters : list of `~ginga_ccdcal.masters.MasterFrame`
+
+    Returns
+    -------
+    MatchResult
+
+    Examples
+    --------
+    >>> result = match_light(light, load_masters('masters/'))  # doctest: +SKIP
+    >>> print('\\n'.join(result.describe()))                   # doctest: +SKIP
+    bias: master_bias.fits - master bias for 3085x2048 px, binning 1x1
+    dark: master_dark_120s.fits - scaled 120 s -> 300 s (x2.5), nearest exposure
+    flat: master_flat_R.fits - filter R
+    """
+    bias = choose_bias(frame, masters)
+    dark = choose_dark(frame, masters, bias_available=bool(bias),
+                       tolerance=tolerance, temp_tolerance=temp_tolerance)
+    if dark and not dark.master.bias_subtracted:
+        bias = Choice("bias", None, "included in the dark")
+    return MatchResult(frame, bias, dark, choose_flat(frame, masters))

@@ -1,0 +1,93 @@
+"""Writing output FITS files so that nothing is ever lost or half-written.
+
+A file appears under its final name only once it is complete (written to a
+temporary file in the same folder, flushed, then renamed), an existing
+output is kept unless the caller asks to replace it, and a raw frame can
+never be the target.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+from astropy.io import fits
+
+from .errors import CcdcalError
+
+__all__ = ["OutputExists", "write_fits", "ensure_folder"]
+
+
+class OutputExists(CcdcalError):
+    """The output file is already there and overwriting was not asked for."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        super().__init__(f"{self.path}: already exists (use overwrite to replace it)")
+
+
+def ensure_folder(folder):
+    """Create ``folder`` (and parents); a clear error if that is impossible."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise CcdcalError(f"{folder}: cannot create output folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise CcdcalError(f"{folder}: output folder is not writable")
+
+
+def write_fits(path, data, header=None, *, overwrite=False, protect=()):
+    """Write ``data`` and ``header`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str
+    data : numpy.ndarray
+    header : astropy.io.fits.Header, optional
+    overwrite : bool
+        Replace an existing file at ``path``.  Without it an existing file
+        raises `OutputExists`.
+    protect : iterable of str
+        Paths that must never be written (the raw frames); a match raises
+        `CcdcalError` whatever ``overwrite`` says.
+
+    Raises
+    ------
+    OutputExists, CcdcalError
+        The latter with the operating system's reason (disk full,
+        read-only folder...); no partial file is left behind.
+    """
+    path = os.path.abspath(os.fspath(path))
+    for raw in protect:
+        if os.path.exists(raw) and os.path.exists(path) and os.path.samefile(raw, path):
+            raise CcdcalError(f"{path}: refusing to write over a raw frame")
+    if os.path.exists(path) and not overwrite:
+        raise OutputExists(path)
+    folder = os.path.dirname(path)
+    ensure_folder(folder)
+    hdu = fits.PrimaryHDU(data=np.asarray(data), header=header)
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".ccdcal-tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            hdu.writeto(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, 0o644)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # link() fails if another writer got there first: never clobber.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise OutputExists(path) from None
+            except OSError:
+                # Filesystems without hard links: a checked rename.
+                if os.path.exists(path):
+                    raise OutputExists(path) from None
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise CcdcalError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
