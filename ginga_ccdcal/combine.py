@@ -1,0 +1,1044 @@
+"""Combining a stack of frames fast and in bounded memory.
+
+:func:`combine` gives the results of :func:`ccdproc.combine` (average,
+median or sum, optionally after one round of sigma clipping) without
+holding the stack in memory and without re-reading whole files for every
+chunk:
+
+* the stack is processed in bands of rows; each band reads, from every
+  frame, only the bytes of those rows (one ``pread`` per uncompressed FITS
+  file, converted from big-endian integers with BZERO/BSCALE on the fly),
+  so memory is bounded by ``mem_limit`` however many frames there are;
+* tile-compressed (``.fz``) and gzipped files are decompressed once, kept
+  in memory while they fit in the budget and otherwise spilled to a raw
+  temporary file that is read like an uncompressed one;
+* the median is a vectorised sorting network over frames (element-wise
+  ``numpy.minimum``/``maximum`` over whole row bands), several times faster
+  than ``numpy.median``/``nanmedian`` along the frame axis;
+* bands are processed by a small thread pool: numpy releases the GIL in
+  its loops.
+
+Masked and non-finite pixels
+----------------------------
+Pixels masked in a ``numpy.ma.MaskedArray``, FITS ``BLANK`` pixels and
+non-finite pixels (NaN, +inf, -inf, in the frames or produced by
+``subtract``) are all excluded from every statistic, the way ccdproc
+excludes masked pixels.  (ccdproc itself only skips NaN; an inf that is
+not clipped away propagates into its average and sum.)  A pixel excluded
+or rejected in every frame is NaN in the result and True in
+``CombineResult.mask``; for ``method="sum"`` ccdproc would give 0 there.
+"""
+
+import functools
+import os
+import tempfile
+import threading
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.io import fits
+
+from . import fitsfile
+from .errors import CalibrationError, CcdcalError, FrameError
+from .progress import check, report
+
+__all__ = ["CombineResult", "combine", "default_mem_limit"]
+
+METHODS = ("average", "median", "sum")
+CENTER_FUNCS = ("mean", "median")
+DEV_FUNCS = ("std", "mad_std")
+
+#: astropy's (and so ccdproc's) factor turning a MAD into a Gaussian sigma.
+MAD_TO_STD = 1.482602218505602
+
+_GiB = 1 << 30
+# Bands aim at this many bytes of stack per worker: big enough that the
+# Python overhead of a few hundred numpy calls per band is negligible,
+# small enough that the band stays in the CPU's last-level cache while the
+# median network sweeps it many times.
+_TARGET_BAND_BYTES = 6 << 20
+# Above this many frames a per-pixel sort beats the O(n log^2 n) network.
+_NETWORK_MAX_FRAMES = 128
+# Fraction of the budget that decompressed files may occupy in memory.
+_CACHE_FRACTION = 0.5
+
+
+@dataclass
+class CombineResult:
+    """What :func:`combine` returns.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        The combined 2-D image, of the requested ``dtype``.
+    n_frames : int
+        Number of frames combined.
+    n_rejected : int
+        Number of frame pixels rejected by sigma clipping (pixels that were
+        already masked or non-finite are not counted).
+    mask : numpy.ndarray of bool
+        True where every frame was masked, non-finite or rejected; ``data``
+        is NaN there.
+    method : str
+        ``"average"``, ``"median"`` or ``"sum"``.
+    settings : dict
+        What was done, for provenance headers (method, clipping, scaling
+        factors, subtraction, chunking).
+    """
+
+    data: np.ndarray
+    n_frames: int
+    n_rejected: int
+    mask: np.ndarray
+    method: str
+    settings: dict = field(default_factory=dict)
+
+
+def default_mem_limit():
+    """The default memory budget: 2 GiB or a quarter of the RAM if less.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 2 * _GiB
+    return int(min(2 * _GiB, total // 4))
+
+
+def _default_threads():
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
+# ---------------------------------------------------------------------------
+# Frame sources: something that fills a float band with rows r0:r1 of a frame
+# ---------------------------------------------------------------------------
+
+class _ArraySource:
+    """A frame already in memory (ndarray, masked array or CCDData-like)."""
+
+    kind = "array"
+    may_have_bad = True
+
+    def __init__(self, name, data, mask=None):
+        self.name = name
+        self.data = data
+        self.mask = mask
+        self.may_have_bad = mask is not None or data.dtype.kind in "fc"
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def read_rows(self, r0, r1, out, raw):
+        np.copyto(out, self.data[r0:r1], casting="unsafe")
+        if self.mask is not None:
+            np.copyto(out, np.nan, where=self.mask[r0:r1])
+
+
+_BITPIX_DTYPES = {8: np.dtype("u1"), 16: np.dtype(">i2"), 32: np.dtype(">i4"),
+                  64: np.dtype(">i8"), -32: np.dtype(">f4"),
+                  -64: np.dtype(">f8")}
+
+
+class _RawSource:
+    """Pixels stored uncompressed at a byte offset of a file.
+
+    Used for plain FITS images (big-endian, with BZERO/BSCALE/BLANK) and for
+    the native-endian temporary files that compressed frames spill to.
+    A band is one positional read of contiguous bytes, so nothing outside
+    the requested rows is read and nothing stays mapped in memory (pages of
+    an ``np.memmap`` would count in the process's RSS until unmapped).
+    """
+
+    kind = "file"
+
+    def __init__(self, name, path, offset, shape, dtype, bzero=0.0,
+                 bscale=1.0, blank=None):
+        self.name = name
+        self.path = path
+        self.offset = offset
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        self.bzero = bzero
+        self.bscale = bscale
+        self.blank = blank
+        self.may_have_bad = blank is not None or self.dtype.kind == "f"
+
+    def read_rows(self, r0, r1, out, raw):
+        row_bytes = self.shape[1] * self.dtype.itemsize
+        nbytes = (r1 - r0) * row_bytes
+        buf = raw[:nbytes]
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            got = os.preadv(fd, [buf], self.offset + r0 * row_bytes)
+        except OSError as exc:
+            raise FrameError(self.name, f"cannot read ({exc.strerror})") from None
+        finally:
+            os.close(fd)
+        if got != nbytes:
+            raise FrameError(self.name, "truncated FITS (data ends early); "
+                             "is the file still being written?")
+        pix = buf.view(self.dtype).reshape(out.shape)
+        # The ufuncs convert from big-endian integers on the fly; the scale
+        # and offset are applied in the working precision like astropy does.
+        if self.bscale != 1.0:
+            np.multiply(pix, self.bscale, out=out, casting="unsafe")
+            if self.bzero:
+                np.add(out, self.bzero, out=out)
+        elif self.bzero:
+            np.add(pix, self.bzero, out=out, casting="unsafe")
+        else:
+            np.copyto(out, pix, casting="unsafe")
+        if self.blank is not None:
+            np.copyto(out, np.nan, where=(pix == self.blank))
+
+
+def _frame_name(frame, index):
+    if isinstance(frame, (str, os.PathLike)):
+        return os.fspath(frame)
+    return f"frame {index} (in-memory array)"
+
+
+def _primary_data_offset(path):
+    """Bytes before the primary HDU's data: its header blocks."""
+    with open(path, "rb") as f:
+        offset = 0
+        while True:
+            block = f.read(2880)
+            if len(block) < 2880:
+                raise FrameError(path, "truncated FITS (header ends early)")
+            offset += 2880
+            if any(block[i:i + 8] == b"END     " for i in range(0, 2880, 80)):
+                return offset
+
+
+def _is_gzip(path):
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _locate_image(path):
+    """Describe a FITS frame: ``("raw", _RawSource)`` or ``("compressed", shape)``."""
+    info = fitsfile.read_header(path)
+    shape = tuple(info.shape[-2:])
+    header = info.header
+    if _is_gzip(path):
+        return "compressed", shape
+    if info.hdu == 0:
+        offset = _primary_data_offset(path)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                hdu = hdul[info.hdu]
+                if isinstance(hdu, fits.CompImageHDU):
+                    return "compressed", shape
+                offset = hdul.fileinfo(info.hdu)["datLoc"]
+                header = hdu.header
+    bitpix = header.get("BITPIX")
+    if bitpix not in _BITPIX_DTYPES:
+        raise FrameError(path, f"unsupported BITPIX {bitpix!r}")
+    dtype = _BITPIX_DTYPES[bitpix]
+    nbytes = shape[0] * shape[1] * dtype.itemsize
+    if os.path.getsize(path) < offset + nbytes:
+        raise FrameError(path, "truncated FITS (data ends early); "
+                         "is the file still being written?")
+    blank = header.get("BLANK") if bitpix > 0 else None
+    source = _RawSource(path, path, offset, shape, dtype,
+                        bzero=float(header.get("BZERO", 0.0)),
+                        bscale=float(header.get("BSCALE", 1.0)), blank=blank)
+    return "raw", source
+
+
+def _array_source(frame, name):
+    if isinstance(frame, np.ma.MaskedArray):
+        data = np.ma.getdata(frame)
+        mask = np.ma.getmaskarray(frame) if frame.mask is not np.ma.nomask else None
+    elif isinstance(frame, np.ndarray):
+        data, mask = frame, None
+    elif hasattr(frame, "data") and hasattr(frame, "mask"):  # CCDData and kin
+        data = np.asarray(frame.data)
+        mask = None if frame.mask is None else np.asarray(frame.mask, dtype=bool)
+    else:
+        raise FrameError(name, f"not a file name or an image array "
+                         f"({type(frame).__name__})")
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
+        mask = None if mask is None else mask.reshape(data.shape)
+    if data.ndim != 2:
+        raise FrameError(name, f"not a 2-D image (data shape {data.shape})")
+    if data.dtype.kind not in "biuf":
+        raise FrameError(name, f"unsupported pixel type {data.dtype}")
+    if mask is not None and not mask.any():
+        mask = None
+    return _ArraySource(name, data, mask)
+
+
+# ---------------------------------------------------------------------------
+# Order statistics over the frame axis
+# ---------------------------------------------------------------------------
+
+def _batcher_pairs(n):
+    """Comparators of Batcher's odd-even merge sort for ``n`` inputs."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    # Padding up to a power of two with +inf inputs makes every comparator
+    # that touches them a no-op, so they are simply dropped.
+    return [(a, b) for a, b in pairs if b < n]
+
+
+@functools.lru_cache(maxsize=64)
+def _median_network(n, outputs, keep_values):
+    """The comparators needed to put sorted positions ``outputs`` in place.
+
+    Returns ``(a, b, need_min, need_max)`` tuples.  Comparators that cannot
+    influence the wanted outputs are pruned.  With ``keep_values`` every
+    comparator writes both min and max, so each pixel's values stay a
+    permutation of the inputs; otherwise a comparator whose other output is
+    never used again writes only the one that is.
+    """
+    needed = set(outputs)
+    kept = []
+    for a, b in reversed(_batcher_pairs(n)):
+        use_a, use_b = a in needed, b in needed
+        if use_a or use_b:
+            if keep_values:
+                use_a = use_b = True
+            kept.append((a, b, use_a, use_b))
+            needed.update((a, b))
+    return tuple(reversed(kept))
+
+
+def _sort_planes(planes, tmp, outputs, keep_values):
+    """Partially sort ``planes`` (one 1-D array per frame) pixel by pixel.
+
+    Returns ``(planes, spare)``: a list whose positions ``outputs`` hold the
+    order statistics, and the one buffer among ``planes + [tmp]`` that is not
+    in it.  The buffers are reused and overwritten.
+    """
+    n = len(planes)
+    if n > _NETWORK_MAX_FRAMES:
+        sorted_ = np.sort(np.stack(planes, axis=1), axis=1)
+        return [sorted_[:, j] for j in range(n)], tmp
+    planes = list(planes)
+    for a, b, use_a, use_b in _median_network(n, tuple(outputs), keep_values):
+        pa, pb = planes[a], planes[b]
+        if use_a and use_b:
+            # min into the spare buffer, max in place, then swap buffers:
+            # no copies.
+            np.minimum(pa, pb, out=tmp)
+            np.maximum(pa, pb, out=pb)
+            planes[a], tmp = tmp, pa
+        elif use_a:
+            np.minimum(pa, pb, out=pa)
+        else:
+            np.maximum(pa, pb, out=pb)
+    return planes, tmp
+
+
+def _pad_masked(planes, bad, parity):
+    """Replace excluded values by -inf/+inf, alternating within each pixel.
+
+    With ``d`` excluded values at a pixel, ``d // 2`` become -inf and the
+    rest +inf.  The valid values then occupy the middle of the sorted
+    column, and their median always involves only sorted positions
+    ``n//2 - 1`` and ``n//2`` of the full column (see `_pick_median`).
+    """
+    parity[:] = False
+    for p, b in zip(planes, bad):
+        np.logical_xor(parity, b, out=parity)
+        np.copyto(p, np.where(parity, np.inf, -np.inf), where=b)
+
+
+def _pick_median(lo, hi, n, count):
+    """Median of the valid values, from sorted positions n//2-1 and n//2.
+
+    ``count`` valid values padded as in `_pad_masked` sit at sorted
+    positions ``m .. m + count - 1`` with ``m = (n - count) // 2``; their
+    middle elements ``m + (count-1)//2`` and ``m + count//2`` are always
+    ``n//2 - 1`` or ``n//2``.
+    """
+    m = (n - count) // 2
+    first = (m + (count - 1) // 2) == n // 2 - 1
+    second = (m + count // 2) == n // 2 - 1
+    lo = lo.astype(np.float64)
+    hi = hi.astype(np.float64)
+    med = np.where(first, lo, hi)
+    with np.errstate(invalid="ignore"):  # -inf + inf where count == 0
+        med += np.where(second, lo, hi)
+    med *= 0.5
+    med[count == 0] = np.nan
+    return med
+
+
+def _median(planes, tmp, bad, count, parity, keep_values=False):
+    """Per-pixel median over ``planes``, ignoring entries flagged in ``bad``.
+
+    ``bad`` is None when nothing is excluded.  Returns ``(median as
+    float64, planes in their new order, spare buffer)``.  With
+    ``keep_values`` the returned planes are a per-pixel permutation of the
+    inputs, excluded entries having become -inf/+inf.
+    """
+    n = len(planes)
+    if n == 1:
+        med = planes[0].astype(np.float64)
+        if bad is not None:
+            med[bad[0]] = np.nan
+        return med, list(planes), tmp
+    if bad is None:
+        outputs = (n // 2,) if n % 2 else (n // 2 - 1, n // 2)
+        out, tmp = _sort_planes(planes, tmp, outputs, keep_values)
+        med = out[n // 2].astype(np.float64)
+        if n % 2 == 0:
+            med += out[n // 2 - 1]
+            med *= 0.5
+        return med, out, tmp
+    _pad_masked(planes, bad, parity)
+    out, tmp = _sort_planes(planes, tmp, (n // 2 - 1, n // 2), keep_values)
+    return _pick_median(out[n // 2 - 1], out[n // 2], n, count), out, tmp
+
+
+# ---------------------------------------------------------------------------
+# Combining one band
+# ---------------------------------------------------------------------------
+
+@dataclass
+class _Plan:
+    method: str
+    n: int
+    work_dtype: np.dtype
+    sigma_clip: bool
+    low: float      # -inf/+inf thresholds mean "no rejection on that side"
+    high: float
+    center: str
+    dev: str
+    may_have_bad: bool
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers, reused from band to band."""
+
+    def get(self, name, shape, dtype):
+        buffers = self.__dict__.setdefault("buffers", {})
+        size = int(np.prod(shape))
+        buf = buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(size, dtype=dtype)
+            buffers[name] = buf
+        return buf[:size].reshape(shape)
+
+
+def _valid_sum(planes, bad):
+    acc = np.zeros(planes[0].shape, np.float64)
+    if bad is None:
+        for p in planes:
+            np.add(acc, p, out=acc)
+    else:
+        for p, b in zip(planes, bad):
+            np.add(acc, p, out=acc, where=~b)
+    return acc
+
+
+def _combine_band(planes, plan, scratch):
+    """Combine one band: ``planes`` holds one flat array per frame.
+
+    Returns ``(values as float64, count of contributing frames, rejected)``.
+    The planes are overwritten.
+    """
+    n = plan.n
+    pix = planes[0].size
+    tmp = scratch.get("tmp", (pix,), plan.work_dtype)
+    parity = scratch.get("parity", (pix,), np.bool_)
+
+    acc = None
+    bad = None
+    count = n
+    if plan.may_have_bad:
+        # A sum is finite exactly when all its terms are, so one cheap
+        # reduction tells whether this band needs the masked code path.
+        acc = _valid_sum(planes, None)
+        if not np.isfinite(acc).all():
+            badbuf = scratch.get("bad", (n, pix), np.bool_)
+            bad = list(badbuf)
+            for p, b in zip(planes, bad):
+                np.isfinite(p, out=b)
+                np.logical_not(b, out=b)
+            count = n - badbuf.sum(axis=0)
+            acc = None
+
+    n_rejected = 0
+    if plan.sigma_clip:
+        center_median = plan.center == "median" or plan.dev == "mad_std"
+        median = None
+        if center_median:
+            median, planes, tmp = _median(planes, tmp, bad, count, parity,
+                                          keep_values=True)
+            if bad is not None:
+                # The network moved values between frames within each pixel;
+                # the +-inf markers moved with them.
+                for p, b in zip(planes, bad):
+                    np.isfinite(p, out=b)
+                    np.logical_not(b, out=b)
+        if plan.center == "mean" or plan.dev == "std":
+            total = acc if acc is not None else _valid_sum(planes, bad)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = total / count
+        center = median if plan.center == "median" else mean
+        with np.errstate(invalid="ignore"):
+            if plan.dev == "std":
+                var = np.zeros(pix, np.float64)
+                d = scratch.get("dev1", (pix,), np.float64)
+                for i, p in enumerate(planes):
+                    np.subtract(p, mean, out=d)
+                    np.multiply(d, d, out=d)
+                    np.add(var, d, out=var, where=True if bad is None else ~bad[i])
+                with np.errstate(divide="ignore"):
+                    var /= count
+                dev = np.sqrt(var)
+            else:
+                devbuf = scratch.get("devs", (n, pix), np.float64)
+                devs = list(devbuf)
+                for i, p in enumerate(planes):
+                    np.subtract(p, median, out=devs[i])
+                    np.abs(devs[i], out=devs[i])
+                dtmp = scratch.get("dtmp", (pix,), np.float64)
+                dev = _median(devs, dtmp, bad, count, parity)[0]
+                dev *= MAD_TO_STD
+            lower = center - plan.low * dev if np.isfinite(plan.low) else None
+            upper = center + plan.high * dev if np.isfinite(plan.high) else None
+            if bad is None:
+                badbuf = scratch.get("bad", (n, pix), np.bool_)
+                bad = list(badbuf)
+                for b in bad:
+                    b[:] = False
+            rej = scratch.get("rej", (pix,), np.bool_)
+            for p, b in zip(planes, bad):
+                rej[:] = False
+                if lower is not None:
+                    np.less(p, lower, out=rej)
+                if upper is not None:
+                    np.logical_or(rej, p > upper, out=rej)
+                np.logical_and(rej, ~b, out=rej)
+                n_rejected += int(np.count_nonzero(rej))
+                np.logical_or(b, rej, out=b)
+        count = n - np.sum(bad, axis=0)
+        acc = None
+        if n_rejected == 0 and not np.any(count < n):
+            bad, count = None, n
+
+    if plan.method == "median":
+        values = _median(planes, tmp, bad, count, parity)[0]
+    else:
+        values = acc if acc is not None else _valid_sum(planes, bad)
+        if plan.method == "average":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values /= count
+    if bad is not None:
+        values[count == 0] = np.nan
+    return values, count, n_rejected
+
+
+# ---------------------------------------------------------------------------
+# Per-frame median (the flat recipe's 1/median scaling), in bounded memory
+# ---------------------------------------------------------------------------
+
+def _order_keys(values):
+    """Unsigned integers that sort like the floats ``values`` do."""
+    if values.dtype == np.float32:
+        signed, unsigned, top = np.int32, np.uint32, 0x80000000
+        bits = 31
+    else:
+        signed, unsigned, top = np.int64, np.uint64, 0x8000000000000000
+        bits = 63
+    i = values.view(signed)
+    flipped = i ^ ((i >> bits) & signed(~top & (2 ** (bits + 1) - 1)))
+    return flipped.view(unsigned) ^ unsigned(top)
+
+
+def _keys_to_value(key, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        signed, unsigned, top, bits = np.int32, np.uint32, 0x80000000, 31
+    else:
+        signed, unsigned, top, bits = np.int64, np.uint64, 0x8000000000000000, 63
+    k = np.array([key], dtype=unsigned) ^ unsigned(top)
+    i = k.view(signed)
+    i = i ^ ((i >> bits) & signed(~top & (2 ** (bits + 1) - 1)))
+    return float(i.view(dtype)[0])
+
+
+def _frame_median(read_band, bands, dtype):
+    """Exact median of the finite pixels of one frame, read band by band.
+
+    A radix selection on the order-preserving integer image of the floats:
+    each pass histograms the next 16 bits of the keys that share the
+    prefix found so far.  Memory stays at one band; it is faster than
+    ``numpy.median`` on a whole frame.
+
+    Returns
+    -------
+    float
+        NaN if the frame has no finite pixel.
+    """
+    dtype = np.dtype(dtype)
+    nbits = dtype.itemsize * 8
+    ranks = None
+    prefixes = None   # known high bits for each of the two ranks
+    known = 0         # how many high bits are known
+    while known < nbits:
+        shift = nbits - known - 16
+        wanted = sorted(set(prefixes)) if prefixes is not None else [None]
+        hists = {p: np.zeros(1 << 16, np.int64) for p in wanted}
+        for band in bands:
+            values = read_band(*band).ravel()
+            finite = np.isfinite(values)
+            if not finite.all():
+                values = values[finite]
+            keys = _order_keys(values)
+            if prefixes is None:
+                hists[None] += np.bincount((keys >> shift).astype(np.intp),
+                                           minlength=1 << 16)
+                continue
+            high = keys >> (shift + 16)
+            for p in wanted:
+                sel = keys[high == p]
+                digits = ((sel >> shift) & 0xFFFF).astype(np.intp)
+                hists[p] += np.bincount(digits, minlength=1 << 16)
+        if prefixes is None:
+            total = int(hists[None].sum())
+            if total == 0:
+                return float("nan")
+            ranks = [(total - 1) // 2, total // 2]
+            prefixes = [0, 0]
+            hist_for = [hists[None], hists[None]]
+        else:
+            hist_for = [hists[p] for p in prefixes]
+        for j in range(2):
+            cum = np.cumsum(hist_for[j])
+            digit = int(np.searchsorted(cum, ranks[j], side="right"))
+            ranks[j] -= int(cum[digit - 1]) if digit else 0
+            prefixes[j] = (prefixes[j] << 16) | digit
+        known += 16
+    lo, hi = (_keys_to_value(p, dtype) for p in prefixes)
+    return (lo + hi) / 2.0
+
+
+# ---------------------------------------------------------------------------
+# The public function
+# ---------------------------------------------------------------------------
+
+def _check_threshold(value, name):
+    if value is None:
+        return np.inf
+    try:
+        value = abs(float(value))
+    except (TypeError, ValueError):
+        raise CcdcalError(f"{name} must be a number or None, not {value!r}") from None
+    return value
+
+
+def combine(frames, method="median", *, subtract=None, scale=None,
+            sigma_clip=False, sigma_clip_low_thresh=3.0,
+            sigma_clip_high_thresh=3.0, sigma_clip_func="mean",
+            sigma_clip_dev_func="std", mem_limit=None, dtype=np.float32,
+            progress=None, cancel=None, threads=None):
+    """Combine a stack of frames like :func:`ccdproc.combine`, in bounded memory.
+
+    Parameters
+    ----------
+    frames : sequence of path-like or 2-D array
+        FITS file names (plain, multi-extension, ``.fz`` or ``.gz``) and/or
+        2-D arrays (``numpy.ma.MaskedArray`` and CCDData masks are honoured),
+        all of one shape.
+    method : {"median", "average", "sum"}
+        How to combine the pixels that survive masking and clipping.  As in
+        ccdproc, ``"sum"`` is the plain sum of the surviving values (not
+        rescaled for the excluded ones).
+    subtract : None, float or 2-D array, optional
+        Subtracted from every frame first (master bias, or bias + scaled
+        dark).
+    scale : None, sequence of float or "inverse_median", optional
+        Per-frame multipliers applied after ``subtract`` (ccdproc meaning:
+        ``frame * scale[i]``).  ``"inverse_median"`` multiplies each frame by
+        1 / (median of its valid pixels after ``subtract``), the flat recipe.
+    sigma_clip : bool, optional
+        Reject, per pixel, values further than the thresholds from the
+        center of the stack (one iteration, as ``ccdproc.combine`` does),
+        then combine the survivors.  Clipping is done on the frames after
+        ``subtract`` and ``scale`` -- the values that are combined --
+        whereas ccdproc clips before scaling; without ``scale`` the same
+        pixels are rejected as by ccdproc.
+    sigma_clip_low_thresh, sigma_clip_high_thresh : float or None, optional
+        Rejection thresholds in units of the deviation; None disables that
+        side.  The sign is ignored.
+    sigma_clip_func : {"mean", "median"}, optional
+        Center of the stack for clipping.
+    sigma_clip_dev_func : {"std", "mad_std"}, optional
+        Deviation for clipping: standard deviation about the mean, or
+        1.4826 times the median absolute deviation from the median.
+    mem_limit : int, optional
+        Budget in bytes for everything this call allocates, the result
+        included (default: :func:`default_mem_limit`).  The work is split
+        into bands of rows that fit in it; the budget cannot go below the
+        result plus one row of the stack.
+    dtype : numpy float dtype, optional
+        Type of the result.  Work is done in float32 for float32 results
+        (exact for integer pixels up to 2**24) with float64 accumulators,
+        and in float64 for float64 results.
+    progress : callable, optional
+        ``progress(done, total, message)``, called from this thread.
+    cancel : CancelToken, optional
+        Checked between bands; raises :class:`~ginga_ccdcal.errors.Cancelled`.
+    threads : int, optional
+        Worker threads (default: available cores, at most 4).
+
+    Returns
+    -------
+    CombineResult
+
+    Raises
+    ------
+    CcdcalError
+        No frames, or a bad argument.
+    FrameError
+        A frame that cannot be read, or whose shape differs from the first.
+    CalibrationError
+        ``scale="inverse_median"`` on a frame whose median is 0 or undefined.
+    Cancelled
+
+    Notes
+    -----
+    Masked pixels, FITS ``BLANK`` pixels and non-finite pixels (NaN, inf)
+    are excluded from every statistic.  A pixel excluded or rejected in
+    every frame is NaN in ``data`` and True in ``mask`` (ccdproc gives 0
+    there for ``method="sum"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frames = [np.full((4, 5), v, dtype=np.uint16) for v in (10, 12, 50)]
+    >>> result = combine(frames, method="median")
+    >>> float(result.data[0, 0])
+    12.0
+    """
+    frames = list(frames)
+    if not frames:
+        raise CcdcalError("no frames to combine")
+    if method not in METHODS:
+        raise CcdcalError(f"unknown combine method {method!r}; "
+                          f"use one of {', '.join(METHODS)}")
+    if sigma_clip:
+        if sigma_clip_func not in CENTER_FUNCS:
+            raise CcdcalError(f"sigma_clip_func must be one of {CENTER_FUNCS}, "
+                              f"not {sigma_clip_func!r}")
+        if sigma_clip_dev_func not in DEV_FUNCS:
+            raise CcdcalError(f"sigma_clip_dev_func must be one of {DEV_FUNCS}, "
+                              f"not {sigma_clip_dev_func!r}")
+    low = _check_threshold(sigma_clip_low_thresh, "sigma_clip_low_thresh")
+    high = _check_threshold(sigma_clip_high_thresh, "sigma_clip_high_thresh")
+    out_dtype = np.dtype(dtype)
+    if out_dtype.kind != "f":
+        raise CcdcalError(f"dtype must be a float type, not {out_dtype}")
+    work = np.dtype(np.float64 if out_dtype.itemsize > 4 else np.float32)
+    if mem_limit is None:
+        mem_limit = default_mem_limit()
+    mem_limit = int(mem_limit)
+    n_threads = _default_threads() if threads is None else max(1, int(threads))
+    n = len(frames)
+
+    # -- look at every frame before any heavy work: shapes, where pixels are
+    sources = [None] * n
+    compressed = []
+    shape0 = name0 = None
+    for i, frame in enumerate(frames):
+        check(cancel)
+        name = _frame_name(frame, i)
+        if isinstance(frame, (str, os.PathLike)):
+            kind, what = _locate_image(name)
+            if kind == "raw":
+                sources[i] = what
+                shape = what.shape
+            else:
+                compressed.append(i)
+                shape = what
+        else:
+            sources[i] = _array_source(frame, name)
+            shape = sources[i].shape
+        if shape0 is None:
+            shape0, name0 = shape, name
+        elif shape != shape0:
+            raise FrameError(name, f"image shape {shape} differs from "
+                             f"{shape0} of the first frame ({name0})")
+    height, width = shape0
+
+    # -- what is subtracted
+    sub_scalar = None
+    sub_array = None
+    sub_bad = False
+    sub_copy_bytes = 0
+    if subtract is not None:
+        if np.ndim(subtract) == 0:
+            sub_scalar = float(subtract)
+            sub_bad = not np.isfinite(sub_scalar)
+        else:
+            sub = subtract
+            if isinstance(sub, np.ma.MaskedArray):
+                sub = sub.astype(work).filled(np.nan)
+                sub_copy_bytes = sub.nbytes
+            else:
+                sub = np.asarray(getattr(sub, "data", sub))
+            if sub.shape != shape0:
+                raise CcdcalError(f"the array to subtract has shape {sub.shape}, "
+                                  f"the frames {shape0}")
+            if sub.dtype.kind not in "f":
+                sub = sub.astype(work)
+                sub_copy_bytes = sub.nbytes
+            sub_array = sub
+            sub_bad = sub.dtype.kind == "f" and not np.isfinite(sub).all()
+
+    # -- memory budget: the result, a converted copy of `subtract`, the
+    # decompressed frames kept in memory, and per-worker band buffers.
+    result_bytes = height * width * (out_dtype.itemsize + 1)
+    spare = mem_limit - result_bytes - sub_copy_bytes
+    frame_bytes = height * width * work.itemsize
+    cache_room = max(0, int(spare * _CACHE_FRACTION))
+    n_cached = min(len(compressed), cache_room // frame_bytes) if frame_bytes else 0
+    spare -= n_cached * frame_bytes
+
+    uses_mad = sigma_clip and sigma_clip_dev_func == "mad_std"
+    per_pixel = n * (work.itemsize + 1 + (8 if uses_mad else 0)) + 8 + 12 * 8
+    workers, rows = _band_rows(spare, per_pixel, width, n_threads)
+    target = max(1, _TARGET_BAND_BYTES // (n * work.itemsize * width))
+    rows = min(rows, target, height)
+    if workers > 1:
+        rows = min(rows, -(-height // workers))  # every worker gets a band
+    bands = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+    # The per-frame median only holds one frame band (and its integer keys)
+    # per worker; larger bands there mean fewer numpy calls.
+    med_rows = min(_band_rows(spare, 48, width, workers)[1], height,
+                   max(1, (1 << 20) // width))
+    med_bands = [(r0, min(height, r0 + med_rows)) for r0 in range(0, height, med_rows)]
+
+    inverse_median = isinstance(scale, str)
+    if inverse_median and scale != "inverse_median":
+        raise CcdcalError(f"unknown scale {scale!r}; use a list of factors "
+                          "or 'inverse_median'")
+    factors = None
+    if scale is not None and not inverse_median:
+        try:
+            factors = [float(s) for s in scale]
+        except (TypeError, ValueError):
+            raise CcdcalError("scale must be None, 'inverse_median' or one "
+                              "number per frame") from None
+        if len(factors) != n:
+            raise CcdcalError(f"scale has {len(factors)} factors for {n} frames")
+
+    total = len(compressed) + (n if inverse_median else 0) + len(bands)
+    done = 0
+    scratch = _Scratch()
+    tmpdir = None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        # -- decompress compressed frames once
+        for i in compressed:
+            check(cancel)
+            name = _frame_name(frames[i], i)
+            data = fitsfile.read_image(name, dtype=work)[0]
+            if tuple(data.shape) != shape0:
+                raise FrameError(name, f"image shape {data.shape} differs from "
+                                 f"{shape0} of the first frame ({name0})")
+            if n_cached > 0:
+                n_cached -= 1
+                sources[i] = _ArraySource(name, data)
+            else:
+                # No room to keep it: write the pixels raw so that bands
+                # can be read back by offset like an uncompressed file.
+                if tmpdir is None:
+                    tmpdir = tempfile.TemporaryDirectory(prefix="ccdcal-combine-")
+                path = os.path.join(tmpdir.name, f"frame{i}.raw")
+                data.tofile(path)
+                sources[i] = _RawSource(name, path, 0, shape0, work)
+            del data
+            done += 1
+            report(progress, done, total,
+                   f"decompressed {os.path.basename(name)}")
+
+        def read_frame_band(i, r0, r1):
+            out = scratch.get("frame", (r1 - r0, width), work)
+            raw = scratch.get("raw", ((r1 - r0) * width * 8,), np.uint8)
+            sources[i].read_rows(r0, r1, out, raw)
+            _subtract(out, sub_scalar, sub_array, r0, r1)
+            return out
+
+        # -- the flat recipe's per-frame factors
+        if inverse_median:
+            def frame_median(i):
+                return _frame_median(
+                    lambda r0, r1: read_frame_band(i, r0, r1), med_bands, work)
+
+            factors = []
+            for i, med in enumerate(_ordered(pool, frame_median, range(n), cancel)):
+                name = _frame_name(frames[i], i)
+                if not np.isfinite(med) or med == 0:
+                    raise CalibrationError(
+                        f"{name}: median is {med} after subtraction; "
+                        "cannot scale the frame by 1/median")
+                factors.append(1.0 / med)
+                done += 1
+                report(progress, done, total,
+                       f"median of {os.path.basename(name)}")
+
+        plan = _Plan(method=method, n=n, work_dtype=work,
+                     sigma_clip=bool(sigma_clip), low=low, high=high,
+                     center=sigma_clip_func, dev=sigma_clip_dev_func,
+                     may_have_bad=(sub_bad
+                                   or any(s.may_have_bad for s in sources)
+                                   or (factors is not None
+                                       and not np.all(np.isfinite(factors)))))
+        result = np.empty(shape0, dtype=out_dtype)
+        mask = np.zeros(shape0, dtype=bool)
+
+        def do_band(band):
+            r0, r1 = band
+            pix = (r1 - r0) * width
+            stack = scratch.get("stack", (n, r1 - r0, width), work)
+            raw = scratch.get("raw", (pix * 8,), np.uint8)
+            for i, src in enumerate(sources):
+                plane = stack[i]
+                src.read_rows(r0, r1, plane, raw)
+                _subtract(plane, sub_scalar, sub_array, r0, r1)
+                if factors is not None:
+                    # a float64 factor: multiply in double, round once
+                    np.multiply(plane, np.float64(factors[i]), out=plane,
+                                casting="same_kind")
+            values, count, n_rej = _combine_band(list(stack.reshape(n, pix)),
+                                                 plan, scratch)
+            result[r0:r1] = values.reshape(r1 - r0, width)
+            if not np.isscalar(count):
+                mask[r0:r1] = (count == 0).reshape(r1 - r0, width)
+            return n_rej
+
+        n_rejected = 0
+        for k, n_rej in enumerate(_ordered(pool, do_band, bands, cancel)):
+            n_rejected += n_rej
+            done += 1
+            r0, r1 = bands[k]
+            report(progress, done, total,
+                   f"combined rows {r0}-{r1 - 1} of {height}")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if tmpdir is not None:
+            tmpdir.cleanup()
+
+    settings = {
+        "method": method,
+        "n_frames": n,
+        "subtract": ("none" if subtract is None else
+                     f"scalar {sub_scalar!r}" if sub_scalar is not None else "array"),
+        "scale": (None if scale is None else
+                  "inverse_median" if isinstance(scale, str) else "factors"),
+        "scale_factors": factors,
+        "sigma_clip": bool(sigma_clip),
+        "nonfinite": "masked",
+        "dtype": out_dtype.name,
+        "bands": len(bands),
+        "band_rows": rows,
+        "threads": workers,
+        "mem_limit": mem_limit,
+        "decompressed": len(compressed),
+        "spilled_to_disk": sum(1 for s in sources
+                               if isinstance(s, _RawSource) and s.path != s.name),
+    }
+    if sigma_clip:
+        settings.update({
+            "sigma_clip_low_thresh": None if np.isinf(low) else low,
+            "sigma_clip_high_thresh": None if np.isinf(high) else high,
+            "sigma_clip_func": sigma_clip_func,
+            "sigma_clip_dev_func": sigma_clip_dev_func,
+        })
+    return CombineResult(data=result, n_frames=n, n_rejected=int(n_rejected),
+                         mask=mask, method=method, settings=settings)
+
+
+def _band_rows(spare, per_pixel, width, workers):
+    """Workers and rows per band so that ``workers`` bands fit in ``spare``.
+
+    Fewer workers are used if one row each does not fit; one row is the
+    floor (the budget cannot be kept below that).
+    """
+    while True:
+        rows = spare // (workers * per_pixel * width) if spare > 0 else 0
+        if rows >= 1 or workers == 1:
+            return workers, max(1, int(rows))
+        workers -= 1
+
+
+def _subtract(out, scalar, array, r0, r1):
+    # The subtrahend stays float64 if it is: subtract in double, round once.
+    if scalar is not None:
+        np.subtract(out, np.float64(scalar), out=out, casting="same_kind")
+    elif array is not None:
+        np.subtract(out, array[r0:r1], out=out, casting="same_kind")
+
+
+def _ordered(pool, func, items, cancel):
+    """Yield ``func(item)`` in order, at most ``2 * workers`` in flight.
+
+    ``cancel`` is checked before each new item is started; on cancellation
+    the items already running finish (they are short) and
+    :class:`~ginga_ccdcal.errors.Cancelled` is raised.
+    """
+    items = list(items)
+    if pool is None:
+        for item in items:
+            check(cancel)
+            yield func(item)
+        return
+    window = 2 * pool._max_workers
+    pending = deque()
+    it = iter(items)
+    try:
+        while True:
+            while len(pending) < window:
+                check(cancel)
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                pending.append(pool.submit(func, item))
+            if not pending:
+                return
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        for fut in pending:
+            if not fut.cancelled():
+                try:
+                    fut.result()
+                except Exception:  # already failing or cancelled; keep first error
+                    pass
