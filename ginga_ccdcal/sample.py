@@ -995,8 +995,9 @@ def _plan_entries(plan):
         yield item
 
 
-def write_night(directory, camera, plan, style="maxim", seed=0, *, start=None,
-                readout=5.0, overwrite=False, progress=None, cancel=None):
+def write_night(directory, camera, plan, style="maxim", seed=0, *, noise=True,
+                start=None, readout=5.0, overwrite=False, progress=None,
+                cancel=None):
     """Write a night of synthetic frames with headers in one software's style.
 
     Parameters
@@ -1008,13 +1009,16 @@ def write_night(directory, camera, plan, style="maxim", seed=0, *, start=None,
         ``(frametype, exptime, filter, count)`` tuples, or dicts with those
         keys and optionally ``object`` (default 'M13'), ``sky`` (e-/s/pixel,
         default 20), ``stars`` (default 10), ``cosmic_rays`` (default 2 for
-        lights, 1 for darks), ``level`` (flats, ADU), ``dark_scale``,
-        ``noise``, ``psf_sigma``.
+        lights, 1 for darks, none without noise), ``level`` (flats, ADU),
+        ``dark_scale``, ``noise``, ``psf_sigma``.
     style : str
         See `make_header`.
     seed : int
         Frame k gets seed ``(seed, k)``; lights of one object share a star
         field and drift slightly from frame to frame.
+    noise : bool
+        Default of the entries' ``noise``: False makes the exact noiseless
+        night (and, unless an entry asks for them, no cosmic rays).
     start : datetime or str, optional
         DATE-OBS of the first frame; each frame starts ``readout`` seconds
         after the previous one ended.
@@ -1059,10 +1063,11 @@ def write_night(directory, camera, plan, style="maxim", seed=0, *, start=None,
         check(cancel)
         kind = item["frametype"]
         obj = str(item.get("object", "M13"))
-        kwargs = {"seed": (seed, k), "noise": item.get("noise", True),
+        noisy = bool(item.get("noise", noise))
+        default_crs = {"dark": 1, "light": 2}.get(kind, 0) if noisy else 0
+        kwargs = {"seed": (seed, k), "noise": noisy,
                   "dark_scale": item.get("dark_scale", 1.0),
-                  "cosmic_rays": item.get("cosmic_rays",
-                                          {"dark": 1, "light": 2}.get(kind, 0))}
+                  "cosmic_rays": item.get("cosmic_rays", default_crs)}
         if kind == "flat":
             kwargs["level"] = item.get("level")
         if kind == "light":
