@@ -1,0 +1,224 @@
+"""Benchmark ginga_ccdcal.combine against ccdproc.combine.
+
+Writes a stack of synthetic raw frames (uint16 FITS, BZERO=32768, bias-like
+values with noise) to a work folder, then, in this one process and on the
+same files, times ``ccdproc.combine`` and ``ginga_ccdcal.combine.combine``
+for each method, checks that their outputs agree, and prints a table:
+
+* ``ccdproc s`` / ``ours s``: wall time of one call (files in the page
+  cache: they were just written or read);
+* ``speedup``: ccdproc time / our time;
+* ``floor s``: reading every frame into one float32 stack (one positional
+  read and one conversion per file) plus a single ``np.mean(axis=0)`` --
+  the least any combine of these files has to do; ``ours/floor`` compares
+  our time with it;
+* ``peak``: peak increase of resident memory during the call (see
+  ``_common.PeakRSS``; large allocations are forced to ``mmap`` so that
+  freed memory leaves RSS and each call is measured on its own);
+* ``max|diff|``: largest absolute difference between the two results.
+
+Usage::
+
+    python bench/bench_combine.py                 # 2048 x 2048 x 20 frames
+    python bench/bench_combine.py --size 4096 --frames 50 --methods median
+    python bench/bench_combine.py --quick         # tiny, for the test suite
+
+The script exits with status 1 if any output disagrees.
+"""
+
+import argparse
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import (WORK_DIR, PeakRSS, format_bytes, make_stack,  # noqa: E402
+                     print_table)
+
+#: name -> (method, keyword arguments shared by ccdproc and us)
+METHODS = {
+    "average": ("average", {}),
+    "median": ("median", {}),
+    "sigclip-average": ("average", dict(sigma_clip=True,
+                                        sigma_clip_low_thresh=3.0,
+                                        sigma_clip_high_thresh=3.0,
+                                        sigma_clip_func="mean",
+                                        sigma_clip_dev_func="std")),
+    "sigclip-median": ("median", dict(sigma_clip=True,
+                                      sigma_clip_low_thresh=3.0,
+                                      sigma_clip_high_thresh=3.0,
+                                      sigma_clip_func="median",
+                                      sigma_clip_dev_func="mad_std")),
+}
+DEFAULT_METHODS = ("average", "median", "sigclip-average")
+
+
+def release_freed_memory_to_os():
+    """Make glibc return large freed blocks to the OS at once.
+
+    glibc raises its mmap threshold after the first large free and then
+    serves later large arrays from the heap, where freed memory stays in
+    RSS; a later call would then look cheaper than it is.  A fixed
+    threshold keeps every array of 128 KiB or more in its own mapping.
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 128 * 1024)
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
+def floor_read_and_mean(paths, shape):
+    """Read all frames into a float32 stack and take one mean over frames."""
+    stack = np.empty((len(paths),) + shape, np.float32)
+    nbytes = shape[0] * shape[1] * 2
+    for i, path in enumerate(paths):
+        with open(path, "rb") as f:
+            # make_stack writes one 2880-byte header block per file
+            raw = np.frombuffer(os.pread(f.fileno(), nbytes, 2880), ">i2")
+        np.add(raw.reshape(shape), np.float32(32768), out=stack[i],
+               casting="unsafe")
+    return stack.mean(axis=0)
+
+
+def run_ccdproc(paths, method, kwargs):
+    import ccdproc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(ccdproc.combine(list(paths), method=method, unit="adu",
+                                          **kwargs).data)
+
+
+def run_ours(paths, method, kwargs, mem_limit):
+    from ginga_ccdcal.combine import combine
+
+    return combine(paths, method, mem_limit=mem_limit, **kwargs).data
+
+
+def measure(func, *args):
+    with PeakRSS() as peak:
+        t0 = time.perf_counter()
+        result = func(*args)
+        seconds = time.perf_counter() - t0
+    return result, seconds, peak
+
+
+def compare(ours, theirs):
+    """Max abs difference and whether the results agree to float32 rounding."""
+    ours = np.asarray(ours, np.float64)
+    theirs = np.asarray(theirs, np.float64)
+    same_nan = np.array_equal(np.isnan(ours), np.isnan(theirs))
+    ok = np.isfinite(theirs)
+    diff = float(np.max(np.abs(ours[ok] - theirs[ok]))) if ok.any() else 0.0
+    # A float32 result may differ from ccdproc's float64 by half a unit in
+    # the last place of float32 (plus one more for rounding of inputs).
+    tol = 2 * np.spacing(np.abs(theirs[ok]).astype(np.float32)).astype(np.float64)
+    agree = same_nan and bool(np.all(np.abs(ours[ok] - theirs[ok]) <= tol))
+    return diff, agree
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=2048,
+                        help="frame side in pixels (default 2048)")
+    parser.add_argument("--frames", type=int, default=20,
+                        help="number of frames (default 20)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help="comma-separated, from: " + ", ".join(METHODS))
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny stack (256 x 256 x 5) for a smoke test")
+    parser.add_argument("--workdir", default=WORK_DIR,
+                        help="where the frames are written (default bench/_work)")
+    parser.add_argument("--mem-limit", type=float, default=None,
+                        help="our mem_limit in bytes (default: combine's default)")
+    parser.add_argument("--no-ccdproc", action="store_true",
+                        help="skip ccdproc (for sizes where it takes too long)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.frames = 256, 5
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+
+    logging.getLogger("astropy").setLevel(logging.WARNING)
+    malloc_fixed = release_freed_memory_to_os()
+
+    from ginga_ccdcal.combine import default_mem_limit
+
+    mem_limit = int(args.mem_limit) if args.mem_limit else default_mem_limit()
+    shape = (args.size, args.size)
+    print(f"writing/reusing {args.frames} frames of {args.size} x {args.size} "
+          f"uint16 in {args.workdir}", flush=True)
+    paths = make_stack(args.workdir, args.size, args.frames, kind="bias", seed=1)
+    stack_bytes = args.frames * args.size * args.size * 2
+    print(f"stack on disk: {format_bytes(stack_bytes)}; our mem_limit: "
+          f"{format_bytes(mem_limit)}; cores: {os.cpu_count()}", flush=True)
+
+    # Warm the page cache and numpy so no run pays for the first touch.
+    floor_read_and_mean(paths, shape)
+
+    rows = []
+    all_agree = True
+    memory_method = ""
+    for name in methods:
+        method, kwargs = METHODS[name]
+        print(f"running {name} ...", flush=True)
+        theirs = t_theirs = p_theirs = None
+        if not args.no_ccdproc:
+            theirs, t_theirs, p_theirs = measure(run_ccdproc, paths, method, kwargs)
+        ours, t_ours, p_ours = measure(run_ours, paths, method, kwargs, mem_limit)
+        _, t_floor, _ = measure(floor_read_and_mean, paths, shape)
+        memory_method = p_ours.method
+        row = dict(size=f"{args.size}x{args.size}", frames=args.frames,
+                   method=name, ours=t_ours, floor=t_floor,
+                   ratio_floor=t_ours / t_floor, peak_ours=p_ours.bytes,
+                   bounded="yes" if p_ours.bytes <= mem_limit else "NO")
+        if theirs is not None:
+            diff, agree = compare(ours, theirs)
+            all_agree &= agree
+            row.update(ccdproc=t_theirs, speedup=t_theirs / t_ours,
+                       peak_ccdproc=p_theirs.bytes, diff=diff,
+                       agree="yes" if agree else "NO")
+        rows.append(row)
+        del theirs, ours
+
+    print()
+    print_table(rows, [
+        ("size", "size", "s"), ("frames", "frames", "d"), ("method", "method", "s"),
+        ("ccdproc", "ccdproc s", ".2f"), ("ours", "ours s", ".3f"),
+        ("speedup", "speedup", ".1f"), ("floor", "floor s", ".3f"),
+        ("ratio_floor", "ours/floor", ".2f"),
+        ("peak_ccdproc", "ccdproc peak", format_bytes),
+        ("peak_ours", "ours peak", format_bytes),
+        ("bounded", "<=mem_limit", "s"),
+        ("diff", "max|diff|", ".2g"), ("agree", "agree", "s"),
+    ])
+    print()
+    print(f"peak memory: {memory_method}"
+          + ("; glibc mmap threshold fixed at 128 KiB" if malloc_fixed else ""))
+    print("floor: read every frame into a float32 stack + np.mean(axis=0)")
+    if args.no_ccdproc:
+        print("ccdproc skipped (--no-ccdproc)")
+        return 0
+    print("outputs agree: " + ("yes" if all_agree else "NO"))
+    return 0 if all_agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
