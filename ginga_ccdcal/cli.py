@@ -39,7 +39,8 @@ class ProgressBar:
             self.bar = None
 
 
-def _say(lines, stream=sys.stderr, prefix=""):
+def _say(lines, stream=None, prefix=""):
+    stream = stream or sys.stderr  # looked up now: tests and pipes swap it
     for line in lines:
         print(f"{prefix}{line}", file=stream)
 

@@ -1,0 +1,158 @@
+"""Calibrated numbers: against known truth, and against a plain ccdproc reduction."""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.stats import mad_std
+import ccdproc
+
+from ginga_ccdcal.calibrate import calibrate_and_write, calibrate_frame
+from ginga_ccdcal.errors import CalibrationError
+from ginga_ccdcal.masters import build_masters, master_data
+from ginga_ccdcal.match import match_light
+from ginga_ccdcal.safe_write import OutputExists
+from ginga_ccdcal.sample import SyntheticCamera, write_night
+from ginga_ccdcal.scan import scan_folder
+
+# Darks of 60 and 120 s only, lights of 300 s in two filters: the lab case
+# where the dark must be scaled.
+PLAN = [("bias", 0.0, None, 7), ("dark", 60.0, None, 5), ("dark", 120.0, None, 5),
+        ("flat", 10.0, "R", 5), ("flat", 8.0, "V", 5),
+        ("light", 300.0, "R", 2), ("light", 300.0, "V", 2)]
+
+
+def _reduce(tmp_path, camera, noise):
+    raw = tmp_path / "raw"
+    write_night(raw, camera, PLAN, style="maxim", seed=4, noise=noise)
+    scan = scan_folder(raw)
+    report = build_masters(scan.frames, tmp_path / "masters")
+    assert not report.problems
+    return scan, report
+
+
+def test_noiseless_night_recovers_truth_exactly(tmp_path):
+    camera = SyntheticCamera(shape=(48, 64), seed=2)
+    scan, report = _reduce(tmp_path, camera, noise=False)
+    bias = master_data(next(m for m in report.masters if m.kind == "bias"))
+    np.testing.assert_allclose(bias, camera.bias, atol=0.5)
+    for light in scan.of_type("light"):
+        match = match_light(light, report.masters)
+        assert match.dark.scale == pytest.approx(2.5)
+        assert match.flat.master.filter == light.filter
+        ccd = calibrate_frame(light, match)
+        # Noiseless raw = bias + dark*t + flat*signal, rounded to integers:
+        # calibration must undo it to within the rounding of the inputs.
+        expected = ((fits.getdata(light.path).astype(float) - camera.bias
+                     - camera.dark_rate * 300.0) / camera.flats[light.filter])
+        np.testing.assert_allclose(ccd.data, expected, atol=3.0)
+        assert ccd.header["CALSTAT"] == "BDF"
+        assert ccd.header["DARKSCL"] == pytest.approx(2.5)
+
+
+def test_noisy_night_residual_is_noise(tmp_path):
+    camera = SyntheticCamera(shape=(96, 128), seed=5)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    ccd = calibrate_frame(light, match_light(light, report.masters))
+    # What a perfect calibration leaves: the light minus the true bias and
+    # dark, through the true flat.
+    perfect = ((fits.getdata(light.path).astype(float) - camera.bias
+                - camera.dark_rate * 300.0) / camera.flats[light.filter])
+    residual = ccd.data - perfect
+    # Errors the masters bring in are unbiased and well below the light's own
+    # photon and read noise (5 darks scaled by 2.5 dominate them).
+    read_noise_adu = camera.read_noise / camera.gain
+    light_noise_adu = np.sqrt(np.median(perfect) * camera.gain
+                              + camera.read_noise ** 2) / camera.gain
+    assert abs(np.median(residual)) < 0.2 * read_noise_adu
+    assert mad_std(residual) < 0.5 * light_noise_adu
+
+
+def _ccdproc_reduction(scan):
+    """The lab recipe, written plainly with ccdproc."""
+    def load(frame):
+        return CCDData(fits.getdata(frame.path).astype(float), unit="adu")
+
+    bias = ccdproc.combine([load(f) for f in scan.of_type("bias")], method="average")
+    darks = {}
+    for t in (60.0, 120.0):
+        frames = [ccdproc.subtract_bias(load(f), bias) for f in scan.of_type("dark")
+                  if f.exptime == t]
+        darks[t] = ccdproc.combine(frames, method="median")
+    flats = {}
+    for filt in ("R", "V"):
+        frames = []
+        for f in scan.of_type("flat"):
+            if f.filter != filt:
+                continue
+            ccd = ccdproc.subtract_bias(load(f), bias)
+            ccd = ccdproc.subtract_dark(ccd, darks[60.0], data_exposure=f.exptime * u.s,
+                                        dark_exposure=60.0 * u.s, scale=True)
+            frames.append(ccd)
+        combined = ccdproc.combine(frames, method="median",
+                                   scale=lambda a: 1 / np.ma.median(a))
+        flats[filt] = combined.divide(np.median(combined.data))
+    return bias, darks, flats
+
+
+def test_agrees_with_plain_ccdproc(tmp_path):
+    camera = SyntheticCamera(shape=(40, 56), seed=9)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    bias, darks, flats = _ccdproc_reduction(scan)
+    ours = {(m.kind, m.exptime if m.kind == "dark" else m.filter): m for m in report.masters}
+    np.testing.assert_allclose(master_data(ours["bias", None]), bias.data, rtol=1e-5, atol=1e-3)
+    for t in (60.0, 120.0):
+        np.testing.assert_allclose(master_data(ours["dark", t]), darks[t].data,
+                                   rtol=1e-5, atol=1e-3)
+    for filt in ("R", "V"):
+        np.testing.assert_allclose(master_data(ours["flat", filt]), flats[filt].data,
+                                   rtol=1e-5, atol=1e-5)
+    for light in scan.of_type("light"):
+        ccd = CCDData(fits.getdata(light.path).astype(float), unit="adu")
+        ccd = ccdproc.subtract_bias(ccd, bias)
+        ccd = ccdproc.subtract_dark(ccd, darks[120.0], data_exposure=300 * u.s,
+                                    dark_exposure=120 * u.s, scale=True)
+        ccd = ccdproc.flat_correct(ccd, flats[light.filter], norm_value=1)
+        mine = calibrate_frame(light, match_light(light, report.masters))
+        np.testing.assert_allclose(mine.data, ccd.data, rtol=1e-4, atol=0.05)
+
+
+def test_provenance_and_no_overwrite(tmp_path):
+    camera = SyntheticCamera(shape=(32, 40), seed=1)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    raw_bytes = open(light.path, "rb").read()
+    match = match_light(light, report.masters)
+    path, ccd = calibrate_and_write(light, match, tmp_path / "out")
+    header = fits.getheader(path)
+    assert path.endswith(light.name)
+    assert header["BIASFILE"] == "master_bias.fits" and len(header["BIASSUM"]) == 16
+    assert header["DARKFILE"] == "master_dark_120s.fits"
+    assert header["FLATFILE"] == f"master_flat_{light.filter}.fits"
+    assert header["CCDCALV"]
+    history = "".join(header["HISTORY"])  # long lines wrap over cards
+    assert "scaled 120 s -> 300 s" in history and light.path in history
+    with pytest.raises(OutputExists):
+        calibrate_and_write(light, match, tmp_path / "out")
+    calibrate_and_write(light, match, tmp_path / "out", overwrite=True)
+    assert open(light.path, "rb").read() == raw_bytes
+    # Products are never taken for raw frames on a rescan.
+    rescan = scan_folder(tmp_path)
+    assert len(rescan.products) == len(report.masters) + 1
+    assert all("out" not in f.path and "masters" not in f.path for f in rescan.frames)
+
+
+def test_missing_flat_is_recorded_or_refused(tmp_path):
+    camera = SyntheticCamera(shape=(32, 40), seed=1)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    masters = [m for m in report.masters if m.kind != "flat"]
+    match = match_light(light, masters)
+    assert match.missing == ["flat"]
+    ccd = calibrate_frame(light, match)
+    assert ccd.header["CALSTAT"] == "BD"
+    assert any("flat NOT applied" in h for h in ccd.header["HISTORY"])
+    with pytest.raises(CalibrationError, match="no master flat for filter"):
+        calibrate_frame(light, match, strict=True)
