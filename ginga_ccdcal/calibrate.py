@@ -16,11 +16,12 @@ from . import provenance
 from .errors import CalibrationError
 from .fitsfile import read_image
 from .masters import master_data
+from .regions import apply_regions, find_regions
 from .safe_write import write_fits
 
 __all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
 
-_STEP_CODES = {"bias": "B", "dark": "D", "flat": "F"}
+_STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
 
 
 def calibrate_frame(frame, match, *, strict=False, gain=None):
@@ -60,6 +61,17 @@ def calibrate_frame(frame, match, *, strict=False, gain=None):
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
     steps = []
+    chosen = [c.master for c in (match.bias, match.dark, match.flat) if c]
+    if any(m.overscan for m in chosen):
+        # The masters were overscan-corrected and trimmed: so must the light be.
+        regions = find_regions(header, data.shape)
+        if regions is None:
+            raise CalibrationError(f"{frame.path}: the masters are overscan-"
+                                   "corrected but this frame's header gives no overscan")
+        data = apply_regions(data, regions)
+        header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
+        provenance.add_history(header, "overscan: " + regions.describe())
+        steps.append("overscan")
     for choice in (match.bias, match.dark, match.flat):
         if not choice:
             continue
@@ -96,7 +108,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None):
         header["GAINCOR"] = (value, "data multiplied by this gain, e-/ADU")
         steps.append("gain")
     header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
-                         "B bias, D dark, F flat applied")
+                         "O overscan, T trim, B bias, D dark, F flat")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {frame.path}")

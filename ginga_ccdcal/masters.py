@@ -22,6 +22,7 @@ from .errors import CcdcalError
 from .fitsfile import read_header, read_image
 from .group import DEFAULT_TOLERANCES, group_frames
 from .progress import check
+from .regions import apply_regions, find_regions
 from .safe_write import OutputExists, write_fits
 
 __all__ = ["MasterFrame", "MasterOptions", "MasterReport", "build_masters",
@@ -44,6 +45,8 @@ class MasterFrame:
     shape: tuple = ()
     n_frames: int = 0
     bias_subtracted: bool = False
+    overscan: bool = False
+    raw_shape: tuple = ()
     mtime: float = 0.0
     header: object = None
 
@@ -72,7 +75,10 @@ class MasterOptions:
 
     ``method`` and ``sigma_clip`` are dicts keyed by kind.  Darks are split
     by CCD temperature as well as exposure when the temperatures of one
-    exposure spread by more than ``temp_tolerance`` degrees.
+    exposure spread by more than ``temp_tolerance`` degrees.  With
+    ``overscan`` (the default), frames whose header declares an overscan
+    (see `ginga_ccdcal.regions`) have it subtracted and are trimmed; lights
+    calibrated with such masters get the same treatment.
     """
 
     method: dict = field(default_factory=lambda: {
@@ -84,6 +90,7 @@ class MasterOptions:
     clip_func: str = "mean"
     clip_dev_func: str = "std"
     flat_norm: str = "median"
+    overscan: bool = True
     exptime_tolerance: float = DEFAULT_TOLERANCES["exptime"]
     temp_tolerance: float = 2.0
     mem_limit: int = None
@@ -118,12 +125,17 @@ def master_from_file(path):
         return None
     from .classify import binning_from_header, temperature_from_header
     exptime = header.get("EXPTIME")
+    shape = tuple(info.shape)
+    raw_shape = shape
+    if "RAWNAX1" in header and "RAWNAX2" in header:
+        raw_shape = (int(header["RAWNAX2"]), int(header["RAWNAX1"]))
     return MasterFrame(
-        path=os.path.abspath(path), kind=kind,
+        path=os.path.abspath(path), kind=kind, overscan=bool(header.get("OVSCNSUB", False)),
+        raw_shape=raw_shape,
         exptime=float(exptime) if exptime is not None else None,
         filter=(str(header["FILTER"]).strip() if "FILTER" in header else None),
         ccd_temp=temperature_from_header(header),
-        binning=binning_from_header(header), shape=tuple(info.shape),
+        binning=binning_from_header(header), shape=shape,
         n_frames=int(header.get("NCOMBINE", 0)),
         bias_subtracted=bool(header.get("BIASSUB", False)),
         mtime=os.path.getmtime(path), header=header)
@@ -196,12 +208,11 @@ def _safe_name(text):
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "none"
 
 
-def _split_by_shape(frames, problems):
-    """Groups of frames sharing shape and binning; the rest reported.
+def _setups(frames):
+    """Frames split by detector setup (shape and binning), largest first.
 
-    Returns a list of frame lists (one per detector setup with the most
-    frames first); setups other than the first are kept as their own
-    groups, since a night may mix 1x1 and 2x2 binning on purpose.
+    A night may mix 1x1 and 2x2 binning, or full frames and subframes, on
+    purpose: each setup gets masters of its own.
     """
     setups = Counter((f.shape, f.binning) for f in frames)
     return [[f for f in frames if (f.shape, f.binning) == setup]
@@ -218,11 +229,33 @@ def _setup_suffix(frames, all_setups):
     return suffix
 
 
-def _master_header(frames, kind, options, result):
+def _inputs(frames, options):
+    """What to combine: the files, or their overscan-corrected, trimmed pixels.
+
+    Returns ``(inputs, regions)``; ``regions`` is None when no overscan is
+    applied.  Corrected frames are held in memory (the bounded-memory path
+    of `combine` applies to files read as they are).
+    """
+    regions = find_regions(frames[0].header, frames[0].shape) if options.overscan else None
+    if regions is None:
+        return [f.path for f in frames], None
+    return [apply_regions(read_image(f.path)[0], regions) for f in frames], regions
+
+
+def _master_header(frames, kind, options, result, regions=None):
     header = frames[0].header.copy()
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "HISTORY",
                 "COMMENT"):
         header.remove(key, ignore_missing=True, remove_all=True)
+    if regions is not None:
+        # The raw regions no longer describe the trimmed master.
+        for key in ("BIASSEC", "TRIMSEC", "DATASEC", "OSCAN", "OSCANAX", "OSCANST"):
+            header.remove(key, ignore_missing=True)
+        rows, cols = frames[0].shape
+        header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
+        header["RAWNAX1"] = (cols, "columns of the raw frames")
+        header["RAWNAX2"] = (rows, "rows of the raw frames")
+        provenance.add_history(header, "inputs overscan-corrected: " + regions.describe())
     header["IMAGETYP"] = (f"MASTER {kind.upper()}", "combined calibration frame")
     header["MSTRTYPE"] = (kind, "ginga_ccdcal master kind")
     header["COMBMETH"] = (result.method, "combination method")
@@ -286,16 +319,16 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
         report.problems.append("no bias frames: darks and flats are combined "
                                "without bias subtraction")
         return report
-    setups = _split_by_shape(frames, report.problems)
-    all_setups = [s for s in setups]
+    setups = _setups(frames)
     for group in setups:
         check(cancel)
-        path = os.path.join(out_dir, f"master_bias{_setup_suffix(group, all_setups)}.fits")
+        path = os.path.join(out_dir, f"master_bias{_setup_suffix(group, setups)}.fits")
         if _existing(path, overwrite, report):
             continue
-        result = combine([f.path for f in group], progress=progress, cancel=cancel,
+        inputs, regions = _inputs(group, options)
+        result = combine(inputs, progress=progress, cancel=cancel,
                          **options.combine_kwargs("bias"))
-        header = _master_header(group, "bias", options, result)
+        header = _master_header(group, "bias", options, result, regions)
         header["EXPTIME"] = (0.0, "bias")
         header["EXPOSURE"] = 0.0
         _write_master(path, result.data, header, overwrite, report)
@@ -323,8 +356,8 @@ def build_master_darks(frames, out_dir, options=None, *, masters=(),
         return report
     tolerances = {"exptime": options.exptime_tolerance,
                   "ccd_temp": options.temp_tolerance}
-    for setup in _split_by_shape(frames, report.problems):
-        all_setups = _split_by_shape(frames, [])
+    setups = _setups(frames)
+    for setup in setups:
         for exp_group in group_frames(setup, ("exptime",), tolerances):
             temps = [f.ccd_temp for f in exp_group.frames if f.ccd_temp is not None]
             if temps and max(temps) - min(temps) > options.temp_tolerance:
@@ -336,7 +369,7 @@ def build_master_darks(frames, out_dir, options=None, *, masters=(),
                 check(cancel)
                 _build_one_dark(group, exp_group.value, temp, out_dir, options,
                                 masters, report, overwrite, progress, cancel,
-                                _setup_suffix(group, all_setups))
+                                _setup_suffix(group, setups))
     return report
 
 
@@ -354,9 +387,10 @@ def _build_one_dark(group, exptime, temp, out_dir, options, masters, report,
         return
     bias = _bias_for(group, masters)
     subtract = master_data(bias.master) if bias.master is not None else None
-    result = combine([f.path for f in group], subtract=subtract, progress=progress,
+    inputs, regions = _inputs(group, options)
+    result = combine(inputs, subtract=subtract, progress=progress,
                      cancel=cancel, **options.combine_kwargs("dark"))
-    header = _master_header(group, "dark", options, result)
+    header = _master_header(group, "dark", options, result, regions)
     header["EXPTIME"] = (float(exptime), "exposure of the combined darks, s")
     header["EXPOSURE"] = float(exptime)
     temps = [f.ccd_temp for f in group if f.ccd_temp is not None]
@@ -387,12 +421,12 @@ def build_master_flats(frames, out_dir, options=None, *, masters=(),
     report = report if report is not None else MasterReport()
     if not frames:
         return report
-    all_setups = _split_by_shape(frames, [])
-    for setup in all_setups:
+    setups = _setups(frames)
+    for setup in setups:
         for filt_group in group_frames(setup, ("filter",)):
             check(cancel)
             group, filt = filt_group.frames, filt_group.value
-            suffix = _setup_suffix(group, all_setups)
+            suffix = _setup_suffix(group, setups)
             path = os.path.join(out_dir, f"master_flat_{_safe_name(filt)}{suffix}.fits")
             if _existing(path, overwrite, report):
                 continue
@@ -402,13 +436,14 @@ def build_master_flats(frames, out_dir, options=None, *, masters=(),
             dark = choose_dark(group[0], masters, exptime=exptime,
                                bias_available=bias.master is not None,
                                tolerance=options.exptime_tolerance)
-            subtract = np.zeros(group[0].shape, np.float32)
+            inputs, regions = _inputs(group, options)
+            subtract = np.float32(0)
             if bias.master is not None and not (dark.master is not None
                                                 and not dark.master.bias_subtracted):
-                subtract += master_data(bias.master)
+                    subtract = subtract + master_data(bias.master)
             if dark.master is not None:
-                subtract += np.float32(dark.scale) * master_data(dark.master)
-            result = combine([f.path for f in group], subtract=subtract,
+                subtract = subtract + np.float32(dark.scale) * master_data(dark.master)
+            result = combine(inputs, subtract=subtract,
                              scale="inverse_median", progress=progress,
                              cancel=cancel, **options.combine_kwargs("flat"))
             data = result.data
@@ -417,7 +452,7 @@ def build_master_flats(frames, out_dir, options=None, *, masters=(),
                 report.problems.append(f"{path}: flat level is {norm}; flats not usable")
                 continue
             data = data / np.float32(norm)
-            header = _master_header(group, "flat", options, result)
+            header = _master_header(group, "flat", options, result, regions)
             if filt is not None:
                 header["FILTER"] = (str(filt), "filter of the combined flats")
             if exptime is not None:

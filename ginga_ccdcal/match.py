@@ -87,7 +87,8 @@ class MatchResult:
 
 
 def _compatible(frame, master):
-    return (tuple(master.shape) == tuple(frame.shape)
+    # A trimmed master is compared by the raw shape it was made from.
+    return (tuple(master.raw_shape or master.shape) == tuple(frame.shape)
             and tuple(master.binning) == tuple(frame.binning))
 
 

@@ -156,3 +156,31 @@ def test_missing_flat_is_recorded_or_refused(tmp_path):
     assert any("flat NOT applied" in h for h in ccd.header["HISTORY"])
     with pytest.raises(CalibrationError, match="no master flat for filter"):
         calibrate_frame(light, match, strict=True)
+
+
+@pytest.mark.parametrize("style", ["iraf", "maxim"])
+def test_overscan_subtracted_and_trimmed_like_ccdproc(tmp_path, style):
+    camera = SyntheticCamera(shape=(30, 40), overscan_columns=6, seed=4)
+    raw = tmp_path / "raw"
+    write_night(raw, camera, [("bias", 0.0, None, 4), ("light", 30.0, "R", 1)],
+                style=style)
+    scan = scan_folder(raw)
+    report = build_masters(scan.frames, tmp_path / "masters")
+    bias_master = report.masters[0]
+    assert bias_master.overscan and bias_master.shape == (30, 40)
+    assert bias_master.raw_shape == (30, 46)
+
+    def plain(frame):
+        ccd = CCDData(fits.getdata(frame.path).astype(float), unit="adu")
+        ccd = ccdproc.subtract_overscan(ccd, fits_section="[41:46,1:30]",
+                                        median=True, overscan_axis=1)
+        return ccdproc.trim_image(ccd, fits_section="[1:40,1:30]")
+
+    bias = ccdproc.combine([plain(f) for f in scan.of_type("bias")], method="average")
+    np.testing.assert_allclose(master_data(bias_master), bias.data, atol=1e-3)
+    light = scan.of_type("light")[0]
+    match = match_light(light, report.masters)
+    ours = calibrate_frame(light, match)
+    assert ours.header["CALSTAT"].startswith("OTB")
+    np.testing.assert_allclose(ours.data, ccdproc.subtract_bias(plain(light), bias).data,
+                               atol=1e-3)

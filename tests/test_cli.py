@@ -32,7 +32,10 @@ def test_sample_night_end_to_end(capsys, sample_night, tmp_path):
     calibrated = [n for n in os.listdir(out_dir) if n.endswith(".fit")]
     assert len(calibrated) == 38
     header = fits.getheader(out_dir / calibrated[0])
-    assert header["CALSTAT"] == "BDF" and header["DARKFILE"] == "master_dark_30s.fits"
+    # The Feder camera's overscan (OSCANST) is subtracted and trimmed off.
+    assert header["CALSTAT"] == "OTBDF" and header["DARKFILE"] == "master_dark_30s.fits"
+    raw = fits.getheader(sample_night.path / calibrated[0])
+    assert header["NAXIS1"] == raw["OSCANST"] - 1 and header["NAXIS2"] == raw["NAXIS2"]
 
     # A second run keeps everything and redoes nothing.
     before = {n: os.path.getmtime(out_dir / n) for n in calibrated}
