@@ -16,6 +16,7 @@ import pathlib
 
 import pytest
 
+from ginga_ccdcal.plugins.common import get_session
 from ginga_ccdcal.viewer import PLUGIN_NAMES, create_viewer, current_viewer
 
 
@@ -57,6 +58,23 @@ class GuiDriver:
                       what or f"{plugin} to finish its background work", timeout)
 
     # -- plugins and channels -----------------------------------------
+    @property
+    def session(self):
+        """The state the CCD plugins share (`ginga_ccdcal.plugins.common.Session`)."""
+        return get_session(self.fv)
+
+    def open_night(self, folder, output=None):
+        """Scan ``folder`` in the CCD Browser, products going to ``output``.
+
+        Returns the browser once the scan is shown.
+        """
+        if output is not None:
+            self.session.output_folder = str(output)
+        browser = self.global_plugin("CCDBrowser")
+        assert browser.set_folder(str(folder)), "the scan did not start"
+        self.wait_idle(browser, f"the scan of {folder}")
+        return browser
+
     def global_plugin(self, name):
         """Start global plugin ``name`` (if needed) and return its object."""
         return self.viewer.global_plugin(name)
@@ -105,6 +123,7 @@ class GuiDriver:
                     plugin.cancel()
                     self.wait_idle(plugin, timeout=30)
                 fv.stop_global_plugin(name)
+        get_session(fv).reset()
         for chname in fv.get_channel_names():
             if chname != "Image":
                 fv.delete_channel(chname)

@@ -1,6 +1,7 @@
 """The real reference viewer finds our plugins through their entry points."""
 
 import importlib.metadata
+import sys
 
 import pytest
 
@@ -31,3 +32,23 @@ def test_viewer_lists_our_plugins_with_their_types(gui):
         assert name in specs, f"{name} not registered with the viewer"
         assert specs[name].ptype == ptype
         assert specs[name].category == "CCD Calibration"
+
+
+def test_plugins_load_and_open_without_errors(gui):
+    fv = gui.fv
+    for name in ("CCDBrowser", "CCDMasters"):
+        assert fv.gpmon.has_plugin(name)
+        plugin = gui.global_plugin(name)
+        assert fv.gpmon.is_active(name)
+        assert str(plugin) == name.lower()
+        # the module docstring is the help text Ginga shows
+        assert "**Plugin Type: Global**" in sys.modules[type(plugin).__module__].__doc__
+    channel = fv.get_channel("Image")
+    assert channel.opmon.has_plugin("CCDCalibrate")
+    calib = gui.local_plugin("Image", "CCDCalibrate")
+    assert channel.opmon.is_active("CCDCalibrate")
+    # nothing loaded yet: the plugin says so instead of failing
+    assert "**Plugin Type: Local**" in sys.modules[type(calib).__module__].__doc__
+    assert "No raw frame" in calib.w.frame.get_text()
+    assert not calib.w.calibrate.get_enabled()
+    assert not gui.new_errors()

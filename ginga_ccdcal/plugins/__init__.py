@@ -14,7 +14,17 @@ modules rather than files put on ``sys.path``.
     calibrate the light frame shown in a channel with the matching masters.
 """
 
+from ginga import toolkit
 from ginga.misc.Bunch import Bunch
+
+if toolkit.get_family() is None:
+    # ginga.gw.Widgets binds to a widget set the first time it is imported.
+    # Inside the reference viewer the set is chosen before any plugin
+    # module loads; imported on their own (tests, docs, scripts) our
+    # modules would bind it to none for the whole process, so choose the
+    # way the viewer does.  An explicit choice made later (ginga -t gtk3)
+    # still wins: nothing here imports ginga.gw.
+    toolkit.choose()
 
 __all__ = ["browser_spec", "masters_spec", "calibrate_spec", "CATEGORY"]
 

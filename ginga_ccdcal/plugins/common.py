@@ -1,0 +1,375 @@
+"""GUI pieces the three CCD plugins share, written once.
+
+* `Session` -- the state the plugins share inside one viewer (the
+  browser's scan, the user's type overrides, where masters and calibrated
+  frames go), with callbacks so each plugin follows the others.
+  `get_session(fv)` gives the viewer's one session.
+* `TaskPanel` -- progress bar, status line and Cancel button, plus the
+  runner that does work off the GUI thread and comes back to it.
+* `FolderRow` -- caption, path entry, "Browse..." button.
+* `MessageArea` -- a read-only text area for problems and summaries.
+
+Nothing here does calibration: the work functions handed to `TaskPanel`
+call the GUI-free core.
+"""
+
+import os
+import threading
+import traceback
+import weakref
+
+from ginga.gw import Widgets
+from ginga.misc.Callback import Callbacks
+
+from ..errors import Cancelled, CcdcalError
+from ..masters import load_masters
+from ..progress import CancelToken
+
+__all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
+           "FolderRow", "MessageArea", "FRAME_TYPES", "button_row"]
+
+#: Frame types the user can assign to a frame.
+FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
+
+_sessions = weakref.WeakKeyDictionary()
+
+
+def default_output_folder(raw_folder):
+    """Where products of ``raw_folder`` go unless the user says otherwise.
+
+    A sibling ``<raw>_reduced`` folder: raw data folders are often
+    read-only, and keeping products out of them means a rescan never
+    meets them.
+    """
+    raw_folder = os.path.abspath(os.fspath(raw_folder)).rstrip(os.sep)
+    return raw_folder + "_reduced"
+
+
+class Session(Callbacks):
+    """What the CCD plugins of one viewer share.
+
+    Callbacks (always made on the GUI thread):
+
+    ``scan-changed(session, scan)``
+        a new scan result (or None) for ``folder``.
+    ``masters-changed(session, folder)``
+        masters were built in, or the user chose, ``masters_folder``.
+
+    Attributes
+    ----------
+    folder : str or None
+        The raw folder the browser scanned.
+    scan : ginga_ccdcal.scan.ScanResult or None
+    overrides : dict
+        ``{path: frametype}`` the user set in the browser; every rescan
+        passes them to `~ginga_ccdcal.scan.scan_folder`.
+    output_folder, masters_folder : str or None
+        Where calibrated frames and masters go; None means the default
+        for ``folder`` (`default_output_folder`, its ``masters``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        for name in ("scan-changed", "masters-changed"):
+            self.enable_callback(name)
+        self.folder = None
+        self.scan = None
+        self.overrides = {}
+        self._output_folder = None
+        self._masters_folder = None
+
+    def reset(self):
+        """Forget the scan, the overrides and the chosen folders."""
+        self.overrides = {}
+        self._output_folder = self._masters_folder = None
+        self.set_scan(None, None)
+        self.make_callback("masters-changed", self.masters_folder)
+
+    # -- folders -----------------------------------------------------------
+    @property
+    def output_folder(self):
+        if self._output_folder:
+            return self._output_folder
+        if self.folder:
+            return default_output_folder(self.folder)
+        return None
+
+    @output_folder.setter
+    def output_folder(self, folder):
+        self._output_folder = os.fspath(folder) if folder else None
+
+    @property
+    def masters_folder(self):
+        if self._masters_folder:
+            return self._masters_folder
+        out = self.output_folder
+        return os.path.join(out, "masters") if out else None
+
+    def set_masters_folder(self, folder):
+        """Choose where masters live and tell the plugins."""
+        self._masters_folder = os.fspath(folder) if folder else None
+        self.make_callback("masters-changed", self.masters_folder)
+
+    def masters_built(self):
+        """Tell the plugins that ``masters_folder`` has new content."""
+        self.make_callback("masters-changed", self.masters_folder)
+
+    # -- scan --------------------------------------------------------------
+    def set_scan(self, folder, scan):
+        """Record a new scan of ``folder`` and tell the plugins."""
+        folder = os.fspath(folder) if folder else None
+        if folder != self.folder:
+            # overrides name files of the old folder
+            self.overrides = {p: t for p, t in self.overrides.items()
+                              if folder and p.startswith(folder)}
+        self.folder = folder
+        self.scan = scan
+        self.make_callback("scan-changed", scan)
+
+    def frames(self, frametype=None):
+        """Frames of the current scan (of one type if given)."""
+        if self.scan is None:
+            return []
+        if frametype is None:
+            return list(self.scan.frames)
+        return self.scan.of_type(frametype)
+
+    def masters(self):
+        """Masters found in ``masters_folder`` (empty if none)."""
+        return load_masters(self.masters_folder)
+
+
+def get_session(fv):
+    """The `Session` shared by the CCD plugins of viewer ``fv``."""
+    session = _sessions.get(fv)
+    if session is None:
+        session = _sessions[fv] = Session()
+    return session
+
+
+def button_row(*buttons):
+    """An HBox of buttons, left-aligned."""
+    row = Widgets.HBox()
+    row.set_spacing(3)
+    for button in buttons:
+        row.add_widget(button, stretch=0)
+    row.add_widget(Widgets.Label(""), stretch=1)
+    return row
+
+
+class TaskPanel:
+    """Progress bar + status + Cancel, and the runner behind them.
+
+    ``run(work, on_done=..., on_error=...)`` calls ``work(progress,
+    cancel)`` on a Ginga worker thread; ``progress(done, total, message)``
+    moves the bar (updates are coalesced onto the GUI thread), the Cancel
+    button sets ``cancel``.  When ``work`` ends, ``on_done(result)`` or
+    ``on_error(message, cancelled)`` runs on the GUI thread.  A
+    `~ginga_ccdcal.errors.CcdcalError` becomes its message; anything else
+    is a bug: its traceback goes to the log, its one-line summary to the
+    user.
+
+    Parameters
+    ----------
+    fv : ginga.rv.Control.GingaShell
+    name : str
+        Used in log messages.
+    """
+
+    def __init__(self, fv, name="task"):
+        self.fv = fv
+        self.logger = fv.logger
+        self.name = name
+        self._token = None
+        self._busy = False
+        self._lock = threading.Lock()
+        self._oneshot = f"ccdcal-progress-{id(self)}"
+
+        self.widget = Widgets.VBox()
+        self.widget.set_spacing(2)
+        row = Widgets.HBox()
+        row.set_spacing(4)
+        self.bar = Widgets.ProgressBar()
+        self.bar.set_value(0.0)
+        row.add_widget(self.bar, stretch=1)
+        self.cancel_button = Widgets.Button("Cancel")
+        self.cancel_button.set_tooltip("Stop the work in progress")
+        self.cancel_button.add_callback("activated", lambda w: self.cancel())
+        self.cancel_button.set_enabled(False)
+        row.add_widget(self.cancel_button, stretch=0)
+        self.widget.add_widget(row, stretch=0)
+        self.status = Widgets.Label("", halign="left")
+        self.widget.add_widget(self.status, stretch=0)
+
+    @property
+    def busy(self):
+        """True while a task runs (until its completion callback ran)."""
+        return self._busy
+
+    def get_widget(self):
+        return self.widget
+
+    def run(self, work, *, on_done, on_error=None, label="Working"):
+        """Start ``work(progress, cancel)`` off the GUI thread.
+
+        Returns False (and starts nothing) if a task is already running.
+        """
+        with self._lock:
+            if self._busy:
+                return False
+            self._busy = True
+        token = self._token = CancelToken()
+        self.bar.set_value(0.0)
+        self.status.set_text(f"{label}...")
+        self.cancel_button.set_enabled(True)
+
+        def progress(done, total, message=""):
+            fraction = (done / total) if total else 0.0
+            self.fv.gui_do_oneshot(self._oneshot, self._show_progress,
+                                   fraction, label, message)
+
+        def worker():
+            result = error = None
+            cancelled = False
+            try:
+                result = work(progress, token)
+            except Cancelled as exc:
+                error, cancelled = str(exc), True
+            except CcdcalError as exc:
+                error = str(exc)
+            except Exception as exc:  # a bug: log it fully, tell the user briefly
+                self.logger.error(f"{self.name}: unexpected error: {exc}\n"
+                                  + traceback.format_exc())
+                error = (f"unexpected error ({exc.__class__.__name__}: {exc}); "
+                         "details are in Ginga's log")
+            self.fv.gui_do(self._finish, result, error, cancelled,
+                           on_done, on_error, label)
+
+        self.fv.nongui_do(worker)
+        return True
+
+    def cancel(self):
+        """Ask the running task to stop at its next check."""
+        if self._token is not None and self._busy:
+            self._token.cancel()
+            self.status.set_text("Cancelling...")
+
+    def _show_progress(self, fraction, label, message):
+        if not self._busy:
+            return
+        self.bar.set_value(max(0.0, min(1.0, fraction)))
+        self.status.set_text(f"{label}: {message}" if message else label)
+
+    def _finish(self, result, error, cancelled, on_done, on_error, label):
+        self._busy = False
+        self._token = None
+        self.cancel_button.set_enabled(False)
+        if error is None:
+            self.bar.set_value(1.0)
+            self.status.set_text(f"{label}: done")
+            on_done(result)
+        else:
+            self.status.set_text(f"{label}: cancelled" if cancelled
+                                 else f"{label}: failed")
+            if on_error is not None:
+                on_error(error, cancelled)
+
+
+class FolderRow:
+    """``Caption [path entry] [Browse...]`` choosing a folder.
+
+    The ``activated`` callback, ``(row, path)``, fires when the user
+    presses Enter in the entry or picks a folder in the dialog.
+
+    Parameters
+    ----------
+    caption : str
+    tooltip : str, optional
+    """
+
+    def __init__(self, caption, tooltip=None):
+        self._callbacks = Callbacks()
+        self._callbacks.enable_callback("activated")
+        self.widget = Widgets.HBox()
+        self.widget.set_spacing(4)
+        self.widget.add_widget(Widgets.Label(caption), stretch=0)
+        self.entry = Widgets.TextEntry()
+        if tooltip:
+            self.entry.set_tooltip(tooltip)
+        self.entry.add_callback("activated", lambda w: self._activated())
+        self.widget.add_widget(self.entry, stretch=1)
+        self.browse = Widgets.Button("Browse...")
+        self.browse.set_tooltip("Choose the folder in a dialog")
+        self.browse.add_callback("activated", lambda w: self.popup_dialog())
+        self.widget.add_widget(self.browse, stretch=0)
+        self._dialog = None
+
+    def add_callback(self, name, fn, *args, **kwargs):
+        self._callbacks.add_callback(name, fn, *args, **kwargs)
+
+    def get_widget(self):
+        return self.widget
+
+    def get_path(self):
+        """The folder in the entry (user ``~`` expanded), or None if empty."""
+        text = self.entry.get_text().strip()
+        return os.path.expanduser(text) if text else None
+
+    def set_path(self, path):
+        self.entry.set_text("" if path is None else os.fspath(path))
+
+    def popup_dialog(self):
+        self._dialog = Widgets.FileDialog(title="Choose a folder")
+        self._dialog.set_mode("directory")
+        start = self.get_path()
+        if start and os.path.isdir(start):
+            self._dialog.set_directory(start)
+        self._dialog.add_callback("activated", self._dialog_cb)
+        self._dialog.popup()
+
+    def _dialog_cb(self, w, paths):
+        if paths:
+            self.set_path(paths[0])
+            self._activated()
+
+    def _activated(self):
+        self._callbacks.make_callback("activated", self.get_path())
+
+
+class MessageArea:
+    """A read-only text area for summaries and problems (never tracebacks).
+
+    Parameters
+    ----------
+    title : str
+        Frame caption.
+    """
+
+    def __init__(self, title="Messages"):
+        self.widget = Widgets.Frame(title)
+        self.text = Widgets.TextArea(wrap=True, editable=False)
+        self.widget.set_widget(self.text)
+        self._lines = []
+
+    def get_widget(self):
+        return self.widget
+
+    def set_lines(self, lines):
+        """Replace the content with ``lines`` (an iterable of str)."""
+        self._lines = [str(line) for line in lines]
+        self.text.set_text("\n".join(self._lines))
+
+    def add_line(self, line):
+        self._lines.append(str(line))
+        self.text.append_text(str(line))
+
+    def clear(self):
+        self.set_lines([])
+
+    @property
+    def lines(self):
+        """The lines shown."""
+        return list(self._lines)
+
+    def get_text(self):
+        return "\n".join(self._lines)
