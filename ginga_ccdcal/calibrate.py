@@ -15,6 +15,7 @@ from astropy.nddata import CCDData
 from . import provenance
 from .errors import CalibrationError
 from .fitsfile import read_image
+from .dark_scale import fit_dark_scale
 from .masters import master_data
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
@@ -24,7 +25,7 @@ __all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
 _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
 
 
-def calibrate_frame(frame, match, *, strict=False, gain=None):
+def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure"):
     """Calibrate ``frame`` with the masters in ``match``.
 
     Parameters
@@ -37,6 +38,11 @@ def calibrate_frame(frame, match, *, strict=False, gain=None):
     gain : float or 'header', optional
         Convert ADU to electrons with this gain (e-/ADU), or with the
         header's GAIN/EGAIN keyword.
+    dark_scale : {'exposure', 'fit'}
+        Scale the master dark by the exposure ratio `match` chose, or fit
+        the factor that best removes the dark from this light
+        (`ginga_ccdcal.dark_scale.fit_dark_scale`; needs a bias-subtracted
+        dark).
 
     Returns
     -------
@@ -83,10 +89,20 @@ def calibrate_frame(frame, match, *, strict=False, gain=None):
         if choice.role == "bias":
             data -= master
         elif choice.role == "dark":
-            if choice.scale == 1.0:
+            scale = choice.scale
+            if dark_scale == "fit":
+                if match.bias_in_dark:
+                    raise CalibrationError(
+                        f"{frame.path}: cannot fit the dark scale: {choice.master.name} "
+                        "still contains the bias")
+                scale = fit_dark_scale(data, master)
+                header["DARKFIT"] = (True, "dark scale fitted to this frame")
+                provenance.add_history(header, f"dark scale fitted: {scale:.4f} "
+                                       f"(exposure ratio {choice.scale:.4f})")
+            if scale == 1.0:
                 data -= master
             else:
-                data -= np.float32(choice.scale) * master
+                data -= np.float32(scale) * master
         else:
             # Pixels where the flat is zero or undefined carry no signal.
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -94,7 +110,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None):
             data[~np.isfinite(master) | (master <= 0)] = np.nan
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
-                                 scale=choice.scale if choice.role == "dark" else None,
+                                 scale=scale if choice.role == "dark" else None,
                                  reason=choice.reason)
         for warning in choice.warnings:
             provenance.add_history(header, f"warning: {warning}")
@@ -151,7 +167,7 @@ def output_path(frame, out_dir, raw_root=None):
 
 
 def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        strict=False, gain=None):
+                        strict=False, gain=None, dark_scale="exposure"):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
 
     Returns
@@ -167,6 +183,6 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, strict=strict, gain=gain)
+    ccd = calibrate_frame(frame, match, strict=strict, gain=gain, dark_scale=dark_scale)
     write_fits(path, ccd.data, ccd.header, overwrite=overwrite, protect=[frame.path])
     return path, ccd

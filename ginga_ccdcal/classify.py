@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["FRAME_TYPES", "TYPE_KEYWORDS", "EXPTIME_KEYWORDS",
            "FILTER_KEYWORDS", "normalise_type", "type_from_header",
            "exptime_from_header", "filter_from_header", "temperature_from_header",
-           "binning_from_header", "guess_type_from_data"]
+           "binning_from_header", "guess_type_from_data", "load_aliases"]
 
 #: The types every frame ends up as ('unknown' when nothing tells).
 FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
@@ -206,3 +206,40 @@ def guess_type_from_data(data, exptime=None, read_noise_adu=None):
     if level > 0 and (p99 - level) < 0.5 * level and level > 20 * noise:
         return "flat"
     return "light"
+
+
+def load_aliases(path):
+    """Read the user's own spellings from a small JSON file.
+
+    The file maps header values to ours, for frame types and filters::
+
+        {"type": {"calib-z": "bias", "sky": "flat"},
+         "filter": {"Halpha": "Ha", "H-alpha": "Ha", "O[III]": "OIII"}}
+
+    Returns
+    -------
+    dict
+        ``{'type': {...}, 'filter': {...}}``.
+
+    Raises
+    ------
+    CcdcalError
+        Unreadable file, or a type that is not one of `FRAME_TYPES`.
+    """
+    import json
+
+    from .errors import CcdcalError
+    try:
+        with open(path) as stream:
+            raw = json.load(stream)
+    except (OSError, ValueError) as exc:
+        raise CcdcalError(f"{path}: cannot read aliases ({exc})") from None
+    if not isinstance(raw, dict) or not set(raw) <= {"type", "filter"}:
+        raise CcdcalError(f"{path}: aliases must be a JSON object with 'type' "
+                          "and/or 'filter' mappings")
+    aliases = {"type": dict(raw.get("type", {})), "filter": dict(raw.get("filter", {}))}
+    bad = sorted(v for v in aliases["type"].values() if v not in FRAME_TYPES)
+    if bad:
+        raise CcdcalError(f"{path}: unknown frame type(s) {', '.join(bad)}; "
+                          f"use one of {', '.join(FRAME_TYPES[:4])}")
+    return aliases

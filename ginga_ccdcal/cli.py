@@ -45,9 +45,14 @@ def _say(lines, stream=None, prefix=""):
         print(f"{prefix}{line}", file=stream)
 
 
+def _aliases(args):
+    from .classify import load_aliases
+    return load_aliases(args.aliases) if getattr(args, "aliases", None) else None
+
+
 def _scan(args, bar):
     from .scan import scan_folder
-    result = scan_folder(args.raw, progress=bar)
+    result = scan_folder(args.raw, aliases=_aliases(args), progress=bar)
     bar.close()
     return result
 
@@ -123,14 +128,15 @@ def cmd_calibrate(args):
                             if is_fits_name(f))
         else:
             files.append(item)
-    scanned = scan_files(files)
+    scanned = scan_files(files, aliases=_aliases(args))
     lights = scanned.frames
     not_light = [f for f in lights if f.frametype != "light"]
     _say((f"{f.path}: header says {f.frametype}, calibrating as a light anyway"
           for f in not_light), prefix="note: ")
     bar = ProgressBar("calibrate", not args.quiet)
     report = calibrate_lights(lights, masters, args.out, overwrite=args.overwrite,
-                              strict=args.strict, gain=args.gain, progress=bar)
+                              strict=args.strict, gain=args.gain,
+                              dark_scale=args.dark_scale, progress=bar)
     bar.close()
     return _print_calibration(report, [str(p) for p in scanned.problems])
 
@@ -152,7 +158,9 @@ def cmd_reduce(args):
     bar = ProgressBar("reduce", not args.quiet)
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
-                         strict=args.strict, gain=args.gain, progress=bar)
+                         strict=args.strict, gain=args.gain,
+                         dark_scale=args.dark_scale, aliases=_aliases(args),
+                         progress=bar)
     bar.close()
     counts = night.scan.counts()
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
@@ -201,6 +209,9 @@ def _add_calibration_options(p):
     p.add_argument("--strict", action="store_true",
                    help="skip a light if any master is missing (default: apply "
                         "what exists and record the gaps in the header)")
+    p.add_argument("--dark-scale", choices=("exposure", "fit"), default="exposure",
+                   help="scale the dark by the exposure ratio (default), or fit the "
+                        "factor that best removes its hot pixels from each light")
     p.add_argument("--gain", metavar="E_PER_ADU",
                    type=lambda s: s if s == "header" else float(s),
                    help="convert to electrons with this gain, or 'header' for GAIN/EGAIN")
@@ -214,6 +225,9 @@ def build_parser():
                "unless --overwrite is given.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--aliases", metavar="JSON",
+                        help="your own IMAGETYP/FILTER spellings, e.g. "
+                             '{"type": {"calib-z": "bias"}, "filter": {"Halpha": "Ha"}}')
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("scan", help="show a folder's frames grouped by header values")

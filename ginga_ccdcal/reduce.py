@@ -45,7 +45,8 @@ class NightReport:
 
 
 def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
-                     strict=False, gain=None, progress=None, cancel=None):
+                     strict=False, gain=None, dark_scale="exposure", progress=None,
+                     cancel=None):
     """Calibrate many lights; one bad light never stops the others.
 
     Parameters
@@ -57,7 +58,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
         Recalibrate lights whose output exists (otherwise they are skipped).
-    strict, gain
+    strict, gain, dark_scale
         See `~ginga_ccdcal.calibrate.calibrate_frame`.
 
     Returns
@@ -80,7 +81,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
             try:
                 path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
                                               overwrite=overwrite, strict=strict,
-                                              gain=gain)
+                                              gain=gain, dark_scale=dark_scale)
                 result.written.append(path)
             except (FrameError, CcdcalError) as exc:
                 result.problems.append(str(exc))
@@ -89,8 +90,8 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
-                 overwrite=False, strict=False, gain=None, progress=None,
-                 cancel=None):
+                 overwrite=False, strict=False, gain=None, dark_scale="exposure",
+                 aliases=None, progress=None, cancel=None):
     """Reduce a night: masters from its calibration frames, then every light.
 
     Parameters
@@ -104,6 +105,10 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     options : `~ginga_ccdcal.masters.MasterOptions`, optional
     overwrite : bool
         Rebuild masters and recalibrate lights that already exist.
+    strict, gain, dark_scale
+        See `~ginga_ccdcal.calibrate.calibrate_frame`.
+    aliases : dict, optional
+        The user's type and filter spellings (`classify.load_aliases`).
     progress, cancel
         See `ginga_ccdcal.progress`; ``progress`` receives
         ``(done, total, message)`` with the message naming the stage.
@@ -121,7 +126,7 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
         return None if progress is None else (
             lambda done, total, msg="": progress(done, total, f"{name}: {msg}"))
 
-    scan = scan_folder(raw_dir, progress=stage("scan"), cancel=cancel)
+    scan = scan_folder(raw_dir, aliases=aliases, progress=stage("scan"), cancel=cancel)
     # Our own products inside the raw folder are never inputs.
     frames = [f for f in scan.frames
               if not os.path.abspath(f.path).startswith(os.path.abspath(out_dir) + os.sep)]
@@ -139,5 +144,6 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     lights = [f for f in frames if f.frametype == "light"]
     calibration = calibrate_lights(lights, available, out_dir, raw_root=raw_dir,
                                    overwrite=overwrite, strict=strict, gain=gain,
-                                   progress=stage("calibrate"), cancel=cancel)
+                                   dark_scale=dark_scale, progress=stage("calibrate"),
+                                   cancel=cancel)
     return NightReport(scan, masters, calibration)

@@ -135,7 +135,8 @@ def frame_from_file(path, *, overrides=None, aliases=None, guess=True):
     overrides : dict, optional
         ``{path: frametype}`` set by the user; wins over the header.
     aliases : dict, optional
-        Extra type spellings, see `classify.normalise_type`.
+        The user's own spellings: ``{'type': {'calib-z': 'bias'},
+        'filter': {'Halpha': 'Ha'}}`` (see `classify.load_aliases`).
     guess : bool
         Guess the type from the pixels when the header gives none.
 
@@ -151,14 +152,14 @@ def frame_from_file(path, *, overrides=None, aliases=None, guess=True):
     if overrides and path in overrides:
         frametype, source = overrides[path], "user"
     else:
-        frametype, source = classify.type_from_header(header, aliases)
+        frametype, source = classify.type_from_header(header, (aliases or {}).get("type"))
         source = source or "unknown"
         if frametype == "unknown" and guess:
             data, _, _ = read_image(path)
             frametype, source = classify.guess_type_from_data(data, exptime), "guess"
     return Frame(path=path, header=header, hdu=info.hdu, shape=tuple(info.shape),
                  frametype=frametype, type_source=source, exptime=exptime,
-                 filter=classify.filter_from_header(header),
+                 filter=classify.filter_from_header(header, (aliases or {}).get("filter")),
                  ccd_temp=classify.temperature_from_header(header),
                  binning=classify.binning_from_header(header),
                  mtime=stat.st_mtime, size=stat.st_size)
@@ -224,7 +225,7 @@ def scan_folder(folder, *, recursive=True, previous=None, overrides=None,
     overrides : dict, optional
         ``{path: frametype}`` chosen by the user.
     aliases : dict, optional
-        Extra frame-type spellings for `classify.normalise_type`.
+        The user's own type and filter spellings, see `frame_from_file`.
     guess : bool
         Guess missing types from the pixels (marked ``type_source='guess'``).
     progress, cancel
