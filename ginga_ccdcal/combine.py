@@ -62,6 +62,9 @@ _GiB = 1 << 30
 _TARGET_BAND_BYTES = 6 << 20
 # Above this many frames a per-pixel sort beats the O(n log^2 n) network.
 _NETWORK_MAX_FRAMES = 128
+# Size of the sample that brackets a frame's median (see _frame_median).
+_SAMPLE_SIZE = 32768
+_SUB_CHUNK = 1 << 16
 # Fraction of the budget that decompressed files may occupy in memory.
 _CACHE_FRACTION = 0.5
 
@@ -569,10 +572,18 @@ def _reject(planes, plan, scratch, acc, bad, count, lower, upper):
                 badbuf[:] = False
                 bad = list(badbuf)
                 count = np.full(pix, n, np.int32)
-            np.logical_or(bad[i], rej, out=bad[i])
-            np.subtract(count, rej, out=count, casting="unsafe")
-            if acc is not None:
-                np.subtract(acc, p, out=acc, where=rej)
+            if 8 * k < pix:
+                # Rejections are usually sparse: update by index.
+                idx = np.flatnonzero(rej)
+                bad[i][idx] = True
+                count[idx] -= 1
+                if acc is not None:
+                    acc[idx] -= p[idx]
+            else:
+                np.logical_or(bad[i], rej, out=bad[i])
+                np.subtract(count, rej, out=count, casting="unsafe")
+                if acc is not None:
+                    np.subtract(acc, p, out=acc, where=rej)
     return n_rejected, acc, bad, count
 
 
@@ -660,13 +671,95 @@ def _keys_to_value(key, dtype):
     return float(i.view(dtype)[0])
 
 
-def _frame_median(read_band, bands, dtype):
+def _frame_median(read_band, bands, shape, dtype, max_kept):
+    """Exact median of the finite pixels of one frame, read band by band.
+
+    1. A strided sample of the frame gives two values ``lo < hi`` that
+       bracket the median with near certainty (8 sigma of the sample
+       quantile's scatter).
+    2. A second pass counts the pixels below ``lo`` and keeps those within
+       ``[lo, hi]`` -- about 5 % of them.
+    3. If the counts show that the median is among the kept pixels, a
+       selection in them gives it exactly.  Otherwise (an unlucky sample,
+       or more kept pixels than ``max_kept``) `_radix_median` does it.
+
+    Two cheap passes instead of a partition of the whole frame: about
+    three times faster than ``numpy.median``, and memory stays at a band.
+    With a single band the frame is read once.
+
+    Returns
+    -------
+    float
+        The two middle values averaged in float64; NaN if the frame has no
+        finite pixel.
+    """
+    cached = {}
+
+    def finite_values(band):
+        if band in cached:
+            return cached[band]
+        values = read_band(*band).ravel()
+        # A sum is finite exactly when all terms are (overflow aside, which
+        # only costs the slower check): cheaper than np.isfinite.
+        if not np.isfinite(np.sum(values)):
+            values = values[np.isfinite(values)]
+        if len(bands) == 1:
+            cached[band] = values
+        return values
+
+    step = max(1, shape[0] * shape[1] // _SAMPLE_SIZE)
+    while np.gcd(step, shape[1]) != 1:
+        step += 1  # visit every column, not a comb of them
+    samples, total = [], 0
+    for band in bands:
+        values = finite_values(band)
+        total += values.size
+        samples.append(values[::step].copy())
+    if total == 0:
+        return float("nan")
+    r1, r2 = (total - 1) // 2, total // 2
+    sample = np.concatenate(samples)
+    m = sample.size
+    margin = int(4 * np.sqrt(m)) + 2
+    q = (r1 * m) // total
+    k_lo, k_hi = max(0, q - margin), min(m - 1, q + margin)
+    sample.partition(sorted({k_lo, k_hi}))
+    lo = sample[k_lo] if k_lo > 0 else -np.inf
+    hi = sample[k_hi] if k_hi < m - 1 else np.inf
+    below, kept, n_kept = 0, [], 0
+    # Sub-chunks small enough to stay in the CPU cache between the
+    # comparisons and the compress: twice as fast as whole-band arrays.
+    low_buf = np.empty(_SUB_CHUNK, np.bool_)
+    inside_buf = np.empty(_SUB_CHUNK, np.bool_)
+    for band in bands:
+        values = finite_values(band)
+        for s0 in range(0, values.size, _SUB_CHUNK):
+            v = values[s0:s0 + _SUB_CHUNK]
+            low, inside = low_buf[:v.size], inside_buf[:v.size]
+            np.less(v, lo, out=low)
+            below += int(np.count_nonzero(low))
+            np.less_equal(v, hi, out=inside)
+            np.greater(inside, low, out=inside)  # lo <= value <= hi
+            kept.append(v[inside])
+            n_kept += kept[-1].size
+        if n_kept > max_kept:
+            break
+    else:
+        if below <= r1 and r2 < below + n_kept:
+            kept = np.concatenate(kept)
+            kept.partition(sorted({r1 - below, r2 - below}))
+            return (float(kept[r1 - below]) + float(kept[r2 - below])) / 2.0
+    del kept
+    return _radix_median(read_band, bands, dtype)
+
+
+def _radix_median(read_band, bands, dtype):
     """Exact median of the finite pixels of one frame, read band by band.
 
     A radix selection on the order-preserving integer image of the floats:
     each pass histograms the next 16 bits of the keys that share the
-    prefix found so far.  Memory stays at one band; it is faster than
-    ``numpy.median`` on a whole frame.
+    prefix found so far (2 passes for float32, 4 for float64).  Memory
+    stays at one band whatever the data.
 
     Returns
     -------
@@ -906,10 +999,16 @@ def combine(frames, method="median", *, subtract=None, scale=None,
     if workers > 1:
         rows = min(rows, -(-height // workers))  # every worker gets a band
     bands = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
-    # The per-frame median only holds one frame band (and its integer keys)
-    # per worker; larger bands there mean fewer numpy calls.
-    med_rows = min(_band_rows(spare, 48, width, workers)[1], height,
-                   max(1, (1 << 20) // width))
+    # Per-frame medians: a whole frame per worker, partitioned in place,
+    # when that fits (numpy's partition releases the GIL, so workers run in
+    # parallel); otherwise a radix selection over bands of the frame.
+    med_bytes = 2 * work.itemsize + 8 + 2  # frame, raw read, masks, kept
+    if spare >= workers * height * width * med_bytes:
+        med_rows = height  # read once, keep it for both passes
+    else:
+        med_rows = min(_band_rows(spare, med_bytes + 32, width, workers)[1],
+                       height, max(1, (1 << 20) // width))
+    max_kept = max(1 << 16, spare // (2 * workers * work.itemsize))
     med_bands = [(r0, min(height, r0 + med_rows)) for r0 in range(0, height, med_rows)]
 
     inverse_median = isinstance(scale, str)
@@ -967,7 +1066,8 @@ def combine(frames, method="median", *, subtract=None, scale=None,
         if inverse_median:
             def frame_median(i):
                 return _frame_median(
-                    lambda r0, r1: read_frame_band(i, r0, r1), med_bands, work)
+                    lambda r0, r1: read_frame_band(i, r0, r1), med_bands,
+                    shape0, work, max_kept)
 
             factors = []
             for i, med in enumerate(_ordered(pool, frame_median, range(n), cancel)):

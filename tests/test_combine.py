@@ -539,20 +539,53 @@ def test_median_network_keep_values_permutes():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_frame_median_radix_select(dtype):
-    rng = np.random.default_rng(2)
-    for size in (1, 2, 7, 1000, 1001):
-        data = rng.normal(-3, 50, size).astype(dtype)
-        data[: size // 3] = np.round(data[: size // 3])  # ties
-        if size > 10:
-            data[5] = np.nan
-            data[6] = np.inf
-        bands = [(0, size // 2), (size // 2, size)] if size > 1 else [(0, 1)]
-        med = cmb._frame_median(lambda a, b: data[a:b], bands, dtype)
-        finite = data[np.isfinite(data)].astype(np.float64)
-        assert med == np.median(finite)
-    nothing = np.full(4, np.nan, dtype)
-    assert np.isnan(cmb._frame_median(lambda a, b: nothing[a:b], [(0, 4)], dtype))
+@pytest.mark.parametrize("max_kept", [10 ** 9, 0])   # 0: radix fallback
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 1001, 150_000])
+def test_frame_median_is_exact(dtype, max_kept, size):
+    rng = np.random.default_rng(size)
+    data = rng.normal(-3, 50, size).astype(dtype)
+    data[: size // 3] = np.round(data[: size // 3])  # ties
+    if size > 10:
+        data[5] = np.nan
+        data[6] = np.inf
+    row = data.reshape(1, size)
+    expected = np.median(data[np.isfinite(data)].astype(np.float64))
+    one_band = cmb._frame_median(lambda a, b: row[a:b], [(0, 1)], row.shape,
+                                 dtype, max_kept)
+    assert one_band == expected
+    # as 2-D bands of rows
+    if size % 2 == 0:
+        image = data.reshape(2, size // 2)
+        bands = [(0, 1), (1, 2)]
+        med = cmb._frame_median(lambda a, b: image[a:b], bands, image.shape,
+                                dtype, max_kept)
+        assert med == expected
+    assert cmb._radix_median(lambda a, b: row[a:b], [(0, 1)], dtype) == expected
+
+
+def test_frame_median_survives_an_unrepresentative_sample(monkeypatch):
+    calls = []
+    radix = cmb._radix_median
+    monkeypatch.setattr(cmb, "_radix_median",
+                        lambda *a: calls.append(1) or radix(*a))
+    size = 100_000
+    data = np.ones(size, np.float32)
+    step = size // cmb._SAMPLE_SIZE
+    data[::step] = -5.0   # every sampled pixel is -5; the median is 1
+    row = data.reshape(1, size)
+    med = cmb._frame_median(lambda a, b: row[a:b], [(0, 1)], row.shape,
+                            np.float32, 10 ** 9)
+    assert med == 1.0
+    assert calls == [1]  # the bracket missed, the exact fallback ran
+
+
+def test_frame_median_of_nothing_is_nan():
+    for dtype in (np.float32, np.float64):
+        nothing = np.full((1, 4), np.nan, dtype)
+        assert np.isnan(cmb._frame_median(lambda a, b: nothing[a:b], [(0, 1)],
+                                          (1, 4), dtype, 100))
+        assert np.isnan(cmb._radix_median(lambda a, b: nothing[a:b], [(0, 1)],
+                                          dtype))
 
 
 def test_default_mem_limit():
