@@ -5,14 +5,15 @@ values with noise) to a work folder, then, in this one process and on the
 same files, times ``ccdproc.combine`` and ``ginga_ccdcal.combine.combine``
 for each method, checks that their outputs agree, and prints a table:
 
-* ``ccdproc s`` / ``ours s``: wall time of one call (files in the page
-  cache: they were just written or read);
+* ``ccdproc s`` / ``ours s``: wall time of a call, the best of
+  ``--ccdproc-repeat`` (default 1: it is slow) and ``--repeat`` (default 3)
+  calls (files in the page cache: they were just written or read);
 * ``speedup``: ccdproc time / our time;
 * ``floor s``: reading every frame into one float32 stack (one positional
   read and one conversion per file) plus a single ``np.mean(axis=0)`` --
   the least any combine of these files has to do; ``ours/floor`` compares
   our time with it;
-* ``peak``: peak increase of resident memory during the call (see
+* ``peak``: peak increase of resident memory during the first call (see
   ``_common.PeakRSS``; large allocations are forced to ``mmap`` so that
   freed memory leaves RSS and each call is measured on its own);
 * ``max|diff|``: largest absolute difference between the two results.
@@ -110,12 +111,18 @@ def run_ours(paths, method, kwargs, mem_limit):
     return combine(paths, method, mem_limit=mem_limit, **kwargs).data
 
 
-def measure(func, *args):
+def measure(func, *args, repeat=1):
+    """Result, best wall time of ``repeat`` calls, peak memory of the first."""
     with PeakRSS() as peak:
         t0 = time.perf_counter()
         result = func(*args)
-        seconds = time.perf_counter() - t0
-    return result, seconds, peak
+        best = time.perf_counter() - t0
+    for _ in range(repeat - 1):
+        del result
+        t0 = time.perf_counter()
+        result = func(*args)
+        best = min(best, time.perf_counter() - t0)
+    return result, best, peak
 
 
 def compare(ours, theirs):
@@ -146,6 +153,10 @@ def main(argv=None):
                         help="where the frames are written (default bench/_work)")
     parser.add_argument("--mem-limit", type=float, default=None,
                         help="our mem_limit in bytes (default: combine's default)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="calls of ours and of the floor; the best counts")
+    parser.add_argument("--ccdproc-repeat", type=int, default=1,
+                        help="calls of ccdproc; the best counts (default 1)")
     parser.add_argument("--no-ccdproc", action="store_true",
                         help="skip ccdproc (for sizes where it takes too long)")
     args = parser.parse_args(argv)
@@ -168,7 +179,8 @@ def main(argv=None):
     paths = make_stack(args.workdir, args.size, args.frames, kind="bias", seed=1)
     stack_bytes = args.frames * args.size * args.size * 2
     print(f"stack on disk: {format_bytes(stack_bytes)}; our mem_limit: "
-          f"{format_bytes(mem_limit)}; cores: {os.cpu_count()}", flush=True)
+          f"{format_bytes(mem_limit)}; cores: {os.cpu_count()}; load average "
+          f"before: {os.getloadavg()[0]:.2f}", flush=True)
 
     # Warm the page cache and numpy so no run pays for the first touch.
     floor_read_and_mean(paths, shape)
@@ -181,9 +193,13 @@ def main(argv=None):
         print(f"running {name} ...", flush=True)
         theirs = t_theirs = p_theirs = None
         if not args.no_ccdproc:
-            theirs, t_theirs, p_theirs = measure(run_ccdproc, paths, method, kwargs)
-        ours, t_ours, p_ours = measure(run_ours, paths, method, kwargs, mem_limit)
-        _, t_floor, _ = measure(floor_read_and_mean, paths, shape)
+            theirs, t_theirs, p_theirs = measure(run_ccdproc, paths, method,
+                                                 kwargs,
+                                                 repeat=args.ccdproc_repeat)
+        ours, t_ours, p_ours = measure(run_ours, paths, method, kwargs,
+                                       mem_limit, repeat=args.repeat)
+        _, t_floor, _ = measure(floor_read_and_mean, paths, shape,
+                                repeat=args.repeat)
         memory_method = p_ours.method
         row = dict(size=f"{args.size}x{args.size}", frames=args.frames,
                    method=name, ours=t_ours, floor=t_floor,
@@ -213,6 +229,9 @@ def main(argv=None):
     print(f"peak memory: {memory_method}"
           + ("; glibc mmap threshold fixed at 128 KiB" if malloc_fixed else ""))
     print("floor: read every frame into a float32 stack + np.mean(axis=0)")
+    print(f"times: best of {args.repeat} for ours and the floor, of "
+          f"{args.ccdproc_repeat} for ccdproc; load average after: "
+          f"{os.getloadavg()[0]:.2f}")
     if args.no_ccdproc:
         print("ccdproc skipped (--no-ccdproc)")
         return 0

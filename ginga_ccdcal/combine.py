@@ -614,8 +614,8 @@ def _combine_band(planes, plan, scratch):
             acc = None
 
     n_rejected = 0
+    median = None
     if plan.sigma_clip:
-        median = None
         if clip_median:
             median, planes, tmp = _median(planes, tmp, bad, count, parity,
                                           keep_values=True)
@@ -627,10 +627,22 @@ def _combine_band(planes, plan, scratch):
                     np.logical_not(b, out=b)
         lower, upper = _clip_bounds(planes, plan, scratch, acc, bad, count,
                                     median)
+        count_before = count if np.isscalar(count) else count.copy()
         n_rejected, acc, bad, count = _reject(planes, plan, scratch, acc, bad,
                                               count, lower, upper)
 
-    if plan.method == "median":
+    if plan.method == "median" and median is not None and n_rejected < pix // 4:
+        # The median of the survivors differs from the clipping center only
+        # where something was rejected: recompute it for those pixels alone.
+        values = median
+        changed = np.flatnonzero(count != count_before) if n_rejected else []
+        if len(changed):
+            m = changed.size
+            values[changed] = _median(
+                [p[changed] for p in planes], np.empty(m, plan.work_dtype),
+                [b[changed] for b in bad], count[changed],
+                np.empty(m, np.bool_))[0]
+    elif plan.method == "median":
         values = _median(planes, tmp, bad, count, parity)[0]
     else:
         values = acc

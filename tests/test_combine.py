@@ -97,16 +97,17 @@ def test_methods_match_ccdproc(method, n):
 
 @pytest.mark.parametrize("method", ["average", "median"])
 @pytest.mark.parametrize("func,dev", CLIP_FUNCS)
-def test_sigma_clip_matches_ccdproc(method, func, dev):
+@pytest.mark.parametrize("low,high", [(2.5, 3.0), (0.5, 0.7)])  # few, many
+def test_sigma_clip_matches_ccdproc(method, func, dev, low, high):
     frames = bias_stack(15)
     ours = combine(frames, method, sigma_clip=True, sigma_clip_func=func,
-                   sigma_clip_dev_func=dev, sigma_clip_low_thresh=2.5,
-                   sigma_clip_high_thresh=3.0)
+                   sigma_clip_dev_func=dev, sigma_clip_low_thresh=low,
+                   sigma_clip_high_thresh=high)
     theirs = ccdproc_combine(frames, method=method, sigma_clip=True,
                              sigma_clip_func=func, sigma_clip_dev_func=dev,
-                             sigma_clip_low_thresh=2.5, sigma_clip_high_thresh=3.0)
-    assert ours.n_rejected == ccdproc_rejected(frames, 2.5, 3.0, func, dev)
-    assert ours.n_rejected > 0
+                             sigma_clip_low_thresh=low, sigma_clip_high_thresh=high)
+    assert ours.n_rejected == ccdproc_rejected(frames, low, high, func, dev)
+    assert ours.n_rejected > (0 if low > 1 else 15 * SHAPE[0] * SHAPE[1] // 4)
     assert_close(ours.data, theirs.data)
     np.testing.assert_array_equal(ours.mask, theirs.mask)
     assert ours.settings["sigma_clip_func"] == func
