@@ -8,6 +8,7 @@ astropy traceback.
 
 import gzip
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -16,8 +17,8 @@ from astropy.io import fits
 
 from .errors import FrameError
 
-__all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "read_header",
-           "read_image"]
+__all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "LazyHeader",
+           "read_header", "read_image"]
 
 #: File names the scanner treats as FITS frames (case-insensitive).
 FITS_SUFFIXES = (".fit", ".fits", ".fts", ".fit.gz", ".fits.gz", ".fts.gz",
@@ -34,11 +35,129 @@ def is_fits_name(name):
 
 @dataclass
 class HeaderInfo:
-    """The header of a frame's image HDU and where that image lives."""
+    """The header of a frame's image HDU and where that image lives.
 
-    header: fits.Header
+    ``header`` is an `astropy.io.fits.Header` or, for plain files read the
+    quick way, a `LazyHeader` that behaves as one.
+    """
+
+    header: object
     hdu: int
     shape: tuple
+
+
+_STRING = re.compile(r"'((?:[^']|'')*)'")
+_INT = re.compile(r"[+-]?\d+$")
+
+
+def _card_values(text):
+    """Values of the simple cards of a header text, parsed the quick way.
+
+    Returns ``(values, hard)``: a dict of keyword -> value for cards whose
+    value is a plain string, logical, integer or real, and the set of
+    keywords whose cards need astropy's full parser (long strings with
+    CONTINUE, complex numbers, anything unusual).  COMMENT, HISTORY and
+    HIERARCH cards are left to astropy as well.
+    """
+    values, hard = {}, set()
+    for start in range(0, len(text), _CARD):
+        card = text[start:start + _CARD]
+        key = card[:8].rstrip()
+        if key == "END":
+            break
+        if key in ("HIERARCH", "CONTINUE") or key != key.upper() or (
+                "=" in card[:10] and card[8:10] != "= "):
+            hard.add(key)  # not standard: astropy knows the dialects
+            continue
+        if card[8:10] != "= " or key in values:
+            continue
+        field = card[10:].lstrip()
+        if field.startswith("'"):
+            match = _STRING.match(field)
+            value = match.group(1).replace("''", "'").rstrip() if match else None
+            if value is None or value.endswith("&"):
+                hard.add(key)
+                continue
+        else:
+            token = field.split("/", 1)[0].strip()
+            if token == "T":
+                value = True
+            elif token == "F":
+                value = False
+            elif _INT.match(token):
+                value = int(token)
+            else:
+                try:
+                    value = float(token.replace("D", "E"))
+                except ValueError:
+                    hard.add(key)
+                    continue
+        values[key] = value
+    return values, hard
+
+
+class LazyHeader:
+    """A FITS header whose common keyword look-ups skip astropy's parser.
+
+    Scanning a night needs a dozen values from each of thousands of
+    headers; parsing every card into an `astropy.io.fits.Header` costs
+    most of the scan.  Look-ups (``h[key]``, ``h.get``, ``key in h``) of
+    plain cards are served from a quick parse; anything else (``copy()``,
+    ``cards``, ``remove``, iteration, unusual cards) builds the full
+    astropy header on first use and delegates to it, so the object behaves
+    as the header it stands for.
+    """
+
+    def __init__(self, text):
+        self._text = text
+        self._values, self._hard = _card_values(text)
+        self._header = None
+
+    def astropy(self):
+        """The full `astropy.io.fits.Header` (parsed once, then kept)."""
+        if self._header is None:
+            self._header = fits.Header.fromstring(self._text)
+        return self._header
+
+    def _answers(self, key):
+        """True if the quick parse alone can say whether/what ``key`` is."""
+        return (isinstance(key, str) and not self._hard
+                and key.upper() not in ("COMMENT", "HISTORY", ""))
+
+    def __getitem__(self, key):
+        if self._answers(key) and key.upper() in self._values:
+            return self._values[key.upper()]
+        return self.astropy()[key]
+
+    def get(self, key, default=None):
+        if self._answers(key):
+            # The quick parse saw every plain card: absent means absent.
+            return self._values.get(key.upper(), default)
+        return self.astropy().get(key, default)
+
+    def __contains__(self, key):
+        if self._answers(key):
+            return key.upper() in self._values
+        return key in self.astropy()
+
+    def __iter__(self):
+        return iter(self.astropy())
+
+    def __len__(self):
+        return len(self.astropy())
+
+    def copy(self):
+        return self.astropy().copy()
+
+    def tostring(self, *args, **kwargs):
+        return self.astropy().tostring(*args, **kwargs)
+
+    def __getattr__(self, name):
+        # Everything else a Header has (cards, comments, remove, keys...).
+        return getattr(self.astropy(), name)
+
+    def __repr__(self):
+        return repr(self.astropy())
 
 
 def _data_bytes(header):
@@ -88,8 +207,8 @@ def _read_primary_header_fast(path, size):
                 break
     raw = b"".join(blocks)
     try:
-        header = fits.Header.fromstring(raw.decode("ascii", "replace"))
-    except Exception as exc:  # astropy raises several types for garbage
+        header = LazyHeader(raw.decode("ascii", "replace"))
+    except Exception as exc:
         raise FrameError(path, f"unreadable FITS header ({exc})") from None
     expected = len(raw) + _data_bytes(header)
     if header.get("NAXIS", 0) == 0:
