@@ -18,9 +18,7 @@ chunk:
 * bands are processed by a small thread pool: numpy releases the GIL in
   its loops.
 
-Masked and non-finite pixels
-----------------------------
-Pixels masked in a ``numpy.ma.MaskedArray``, FITS ``BLANK`` pixels and
+Masked and non-finite pixels: pixels masked in a ``numpy.ma.MaskedArray``, FITS ``BLANK`` pixels and
 non-finite pixels (NaN, +inf, -inf, in the frames or produced by
 ``subtract``) are all excluded from every statistic, the way ccdproc
 excludes masked pixels.  (ccdproc itself only skips NaN; an inf that is
@@ -130,9 +128,6 @@ def _default_threads():
 class _ArraySource:
     """A frame already in memory (ndarray, masked array or CCDData-like)."""
 
-    kind = "array"
-    may_have_bad = True
-
     def __init__(self, name, data, mask=None):
         self.name = name
         self.data = data
@@ -164,8 +159,6 @@ class _RawSource:
     an ``np.memmap`` would count in the process's RSS until unmapped).
     """
 
-    kind = "file"
-
     def __init__(self, name, path, offset, shape, dtype, bzero=0.0,
                  bscale=1.0, blank=None):
         self.name = name
@@ -193,14 +186,17 @@ class _RawSource:
             raise FrameError(self.name, "truncated FITS (data ends early); "
                              "is the file still being written?")
         pix = buf.view(self.dtype).reshape(out.shape)
-        # The ufuncs convert from big-endian integers on the fly; the scale
-        # and offset are applied in the working precision like astropy does.
+        # The ufuncs convert from big-endian integers on the fly.  Scale and
+        # offset are scalars of the working type so that 16-bit data is
+        # converted in a float32 loop (exact: BZERO=32768 plus a 16-bit
+        # integer needs 17 of float32's 24 bits).
+        bzero, bscale = out.dtype.type(self.bzero), out.dtype.type(self.bscale)
         if self.bscale != 1.0:
-            np.multiply(pix, self.bscale, out=out, casting="unsafe")
+            np.multiply(pix, bscale, out=out, casting="unsafe")
             if self.bzero:
-                np.add(out, self.bzero, out=out)
+                np.add(out, bzero, out=out)
         elif self.bzero:
-            np.add(pix, self.bzero, out=out, casting="unsafe")
+            np.add(pix, bzero, out=out, casting="unsafe")
         else:
             np.copyto(out, pix, casting="unsafe")
         if self.blank is not None:
@@ -434,7 +430,7 @@ class _Plan:
     n: int
     work_dtype: np.dtype
     sigma_clip: bool
-    low: float      # -inf/+inf thresholds mean "no rejection on that side"
+    low: float      # np.inf: no rejection on that side
     high: float
     center: str
     dev: str
@@ -868,7 +864,8 @@ def combine(frames, method="median", *, subtract=None, scale=None,
         pixels are rejected as by ccdproc.
     sigma_clip_low_thresh, sigma_clip_high_thresh : float or None, optional
         Rejection thresholds in units of the deviation; None disables that
-        side.  The sign is ignored.
+        side, as ccdproc documents (ccdproc itself passes None on to
+        astropy, which then uses 3).  The sign is ignored.
     sigma_clip_func : {"mean", "median"}, optional
         Center of the stack for clipping.
     sigma_clip_dev_func : {"std", "mad_std"}, optional
@@ -876,9 +873,12 @@ def combine(frames, method="median", *, subtract=None, scale=None,
         1.4826 times the median absolute deviation from the median.
     mem_limit : int, optional
         Budget in bytes for everything this call allocates, the result
-        included (default: :func:`default_mem_limit`).  The work is split
-        into bands of rows that fit in it; the budget cannot go below the
-        result plus one row of the stack.
+        included (default: :func:`default_mem_limit`); arrays passed in
+        ``frames`` are the caller's and not counted.  The work is split
+        into bands of rows that fit in it, whatever the number of frames;
+        the budget cannot go below the result plus one row of the stack.
+        Decompressed ``.fz``/``.gz`` frames are kept in memory while they
+        fit in half of it, and written raw to a temporary folder otherwise.
     dtype : numpy float dtype, optional
         Type of the result.  Work is done in float32 for float32 results
         (exact for integer pixels up to 2**24) with float64 accumulators,
@@ -1003,8 +1003,13 @@ def combine(frames, method="median", *, subtract=None, scale=None,
     n_cached = min(len(compressed), cache_room // frame_bytes) if frame_bytes else 0
     spare -= n_cached * frame_bytes
 
+    # Bytes per pixel of the buffer that file bytes are read into.
+    raw_size = max([s.dtype.itemsize for s in sources if isinstance(s, _RawSource)]
+                   + [work.itemsize if compressed else 1])
     uses_mad = sigma_clip and sigma_clip_dev_func == "mad_std"
-    per_pixel = n * (work.itemsize + 1 + (8 if uses_mad else 0)) + 8 + 12 * 8
+    # stack + exclusion flags (+ float64 deviations for mad_std), the read
+    # buffer and about a dozen float64 planes of per-pixel statistics.
+    per_pixel = n * (work.itemsize + 1 + (8 if uses_mad else 0)) + raw_size + 12 * 8
     workers, rows = _band_rows(spare, per_pixel, width, n_threads)
     target = max(1, _TARGET_BAND_BYTES // (n * work.itemsize * width))
     rows = min(rows, target, height)
@@ -1014,7 +1019,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
     # Per-frame medians: a whole frame per worker, partitioned in place,
     # when that fits (numpy's partition releases the GIL, so workers run in
     # parallel); otherwise a radix selection over bands of the frame.
-    med_bytes = 2 * work.itemsize + 8 + 2  # frame, raw read, masks, kept
+    med_bytes = 2 * work.itemsize + raw_size + 2  # frame, raw, flags, kept
     if spare >= workers * height * width * med_bytes:
         med_rows = height  # read once, keep it for both passes
     else:
@@ -1069,7 +1074,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
 
         def read_frame_band(i, r0, r1):
             out = scratch.get("frame", (r1 - r0, width), work)
-            raw = scratch.get("raw", ((r1 - r0) * width * 8,), np.uint8)
+            raw = scratch.get("raw", ((r1 - r0) * width * raw_size,), np.uint8)
             sources[i].read_rows(r0, r1, out, raw)
             _subtract(out, sub_scalar, sub_array, r0, r1)
             return out
@@ -1082,7 +1087,8 @@ def combine(frames, method="median", *, subtract=None, scale=None,
                     shape0, work, max_kept)
 
             factors = []
-            for i, med in enumerate(_ordered(pool, frame_median, range(n), cancel)):
+            medians = _ordered(pool, workers, frame_median, range(n), cancel)
+            for i, med in enumerate(medians):
                 name = _frame_name(frames[i], i)
                 if not np.isfinite(med) or med == 0:
                     raise CalibrationError(
@@ -1107,7 +1113,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
             r0, r1 = band
             pix = (r1 - r0) * width
             stack = scratch.get("stack", (n, r1 - r0, width), work)
-            raw = scratch.get("raw", (pix * 8,), np.uint8)
+            raw = scratch.get("raw", (pix * raw_size,), np.uint8)
             for i, src in enumerate(sources):
                 plane = stack[i]
                 src.read_rows(r0, r1, plane, raw)
@@ -1124,7 +1130,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
             return n_rej
 
         n_rejected = 0
-        for k, n_rej in enumerate(_ordered(pool, do_band, bands, cancel)):
+        for k, n_rej in enumerate(_ordered(pool, workers, do_band, bands, cancel)):
             n_rejected += n_rej
             done += 1
             r0, r1 = bands[k]
@@ -1187,7 +1193,7 @@ def _subtract(out, scalar, array, r0, r1):
         np.subtract(out, array[r0:r1], out=out, casting="same_kind")
 
 
-def _ordered(pool, func, items, cancel):
+def _ordered(pool, workers, func, items, cancel):
     """Yield ``func(item)`` in order, at most ``2 * workers`` in flight.
 
     ``cancel`` is checked before each new item is started; on cancellation
@@ -1200,7 +1206,7 @@ def _ordered(pool, func, items, cancel):
             check(cancel)
             yield func(item)
         return
-    window = 2 * pool._max_workers
+    window = 2 * workers
     pending = deque()
     it = iter(items)
     try:
