@@ -104,10 +104,10 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             else:
                 data -= np.float32(scale) * master
         else:
-            # Pixels where the flat is zero or undefined carry no signal.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                data /= master
-            data[~np.isfinite(master) | (master <= 0)] = np.nan
+            # Multiplying by the cached reciprocal is one pass instead of a
+            # division plus masking; pixels where the flat is zero or
+            # undefined carry no signal and come out NaN.
+            data *= master_data(choice.master, "inverse")
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,

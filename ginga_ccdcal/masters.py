@@ -160,21 +160,35 @@ def load_masters(folder):
 _cache = {}
 
 
-def master_data(master):
+def master_data(master, form="data"):
     """A master's pixels as float32, cached while the file is unchanged.
 
     Calibrating a night reads the same three masters for every light;
     keeping them in memory is what makes one calibration fast.
+
+    Parameters
+    ----------
+    master : MasterFrame
+    form : {'data', 'inverse'}
+        ``'inverse'`` gives ``1 / data`` with NaN where the master is zero,
+        negative or undefined: a flat's reciprocal, so that flat-fielding is
+        one multiplication and dead pixels come out undefined.
     """
-    key = (master.path, os.path.getmtime(master.path))
+    key = (master.path, os.path.getmtime(master.path), form)
     if key not in _cache:
-        for old in [k for k in _cache if k[0] == master.path]:
+        for old in [k for k in _cache if k[0] == master.path and k[1] != key[1]]:
             del _cache[old]
         if len(_cache) > 16:
             _cache.pop(next(iter(_cache)))
-        data = read_image(master.path, dtype=np.float32)[0]
-        data.flags.writeable = False  # shared: nobody may change it in place
-        _cache[key] = data
+        if form == "inverse":
+            data = master_data(master)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                array = np.float32(1) / data
+            array[~(data > 0)] = np.nan  # also catches NaN in the master
+        else:
+            array = read_image(master.path, dtype=np.float32)[0]
+        array.flags.writeable = False  # shared: nobody may change it in place
+        _cache[key] = array
     return _cache[key]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
+from .fitsfile import read_header
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
 from .progress import check, report
@@ -44,6 +45,15 @@ class NightReport:
                 + list(self.calibration.problems))
 
 
+def _complete(path):
+    """True if ``path`` is a whole FITS file (not cut short by a crash)."""
+    try:
+        read_header(path)
+        return True
+    except FrameError:
+        return False
+
+
 def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
                      strict=False, gain=None, dark_scale="exposure", progress=None,
                      cancel=None):
@@ -70,7 +80,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
     for i, light in enumerate(lights):
         check(cancel)
         target = output_path(light, out_dir, raw_root)
-        if os.path.exists(target) and not overwrite:
+        if os.path.exists(target) and not overwrite and _complete(target):
             result.existing.append(target)
         else:
             match = match_light(light, masters)
@@ -79,8 +89,10 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
                                        f"({getattr(match, role).reason})")
             result.warnings.extend(f"{light.path}: {w}" for w in match.warnings)
             try:
+                # An incomplete output (power cut after the rename) is redone.
+                redo = overwrite or os.path.exists(target)
                 path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
-                                              overwrite=overwrite, strict=strict,
+                                              overwrite=redo, strict=strict,
                                               gain=gain, dark_scale=dark_scale)
                 result.written.append(path)
             except (FrameError, CcdcalError) as exc:

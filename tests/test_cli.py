@@ -92,3 +92,15 @@ def test_empty_and_missing_folders(capsys, tmp_path):
     status, out, err = run(capsys, "calibrate", tmp_path, "--masters", tmp_path,
                            "--out", tmp_path / "o")
     assert status == 2 and "no masters made by ginga-ccdcal" in err
+
+
+def test_incomplete_output_is_redone(capsys, night, tmp_path):
+    out_dir = tmp_path / "out"
+    assert run(capsys, "reduce", night.path, "--out", out_dir)[0] == 0
+    victim = out_dir / os.path.basename(night.files["light"][0])
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[:3000])  # as a power cut could leave it
+    status, out, err = run(capsys, "reduce", night.path, "--out", out_dir)
+    assert status == 0, err
+    assert "1 calibrated, 4 already there" in out
+    assert victim.read_bytes()[-1000:] == whole[-1000:]
