@@ -82,6 +82,8 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         if not choice:
             continue
         master = master_data(choice.master)
+        if choice.cutout:
+            master = master[choice.cutout]
         if master.shape != data.shape:
             raise CalibrationError(
                 f"{frame.path}: shape {data.shape} differs from {choice.master.name} "
@@ -107,7 +109,8 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             # Multiplying by the cached reciprocal is one pass instead of a
             # division plus masking; pixels where the flat is zero or
             # undefined carry no signal and come out NaN.
-            data *= master_data(choice.master, "inverse")
+            inverse = master_data(choice.master, "inverse")
+            data *= inverse[choice.cutout] if choice.cutout else inverse
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,

@@ -19,6 +19,10 @@ dark
     A temperature difference larger than the tolerance is a warning.
 flat
     the master flat of the same filter (case and spaces ignored) and setup.
+
+A setup is the binning and the shape.  A subframe (smaller than the
+master, with XORGSUBF/YORGSUBF saying where it sits) uses the matching
+cut-out of a full-frame master of the same binning.
 """
 
 from dataclasses import dataclass, field
@@ -39,6 +43,9 @@ class Choice:
     reason: str = ""
     scale: float = 1.0
     warnings: list = field(default_factory=list)
+    #: numpy slices of the master that cover the frame (subframes); None
+    #: when the whole master is used.
+    cutout: tuple = None
 
     def __bool__(self):
         return self.master is not None
@@ -86,10 +93,54 @@ class MatchResult:
         return lines
 
 
+def _subframe_origin(frame):
+    """(x, y) of a subframe's first pixel in the full frame, binned pixels.
+
+    MaxIm DL and other programs write XORGSUBF/YORGSUBF; None when the
+    frame does not say it is a subframe.
+    """
+    try:
+        x, y = frame.value("XORGSUBF"), frame.value("YORGSUBF")
+    except AttributeError:
+        return None
+    if x is None or y is None:
+        return None
+    try:
+        return int(x), int(y)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cutout(frame, master):
+    """Slices of ``master`` covering ``frame``, () for all of it, None if it can't."""
+    if tuple(master.binning) != tuple(frame.binning):
+        return None
+    shape = tuple(master.raw_shape or master.shape)  # trimmed masters: raw shape
+    if shape == tuple(frame.shape):
+        return ()
+    origin = _subframe_origin(frame)
+    if origin is None or master.overscan:
+        return None
+    x, y = origin
+    rows, cols = frame.shape
+    if x < 0 or y < 0 or y + rows > shape[0] or x + cols > shape[1]:
+        return None
+    return (slice(y, y + rows), slice(x, x + cols))
+
+
 def _compatible(frame, master):
-    # A trimmed master is compared by the raw shape it was made from.
-    return (tuple(master.raw_shape or master.shape) == tuple(frame.shape)
-            and tuple(master.binning) == tuple(frame.binning))
+    return _cutout(frame, master) is not None
+
+
+def _with_cutout(choice, frame):
+    """Attach the subframe cut-out to a choice, and say so in its reason."""
+    if choice.master is not None:
+        cut = _cutout(frame, choice.master)
+        if cut:
+            choice.cutout = cut
+            choice.reason += (f"; subframe at x={cut[1].start}, y={cut[0].start} "
+                              "cut from the full-frame master")
+    return choice
 
 
 def _setup_text(frame):
@@ -219,4 +270,5 @@ def match_light(frame, masters, *, tolerance=EXPTIME_TOLERANCE,
                        tolerance=tolerance, temp_tolerance=temp_tolerance)
     if dark and not dark.master.bias_subtracted:
         bias = Choice("bias", None, "included in the dark")
-    return MatchResult(frame, bias, dark, choose_flat(frame, masters))
+    flat = choose_flat(frame, masters)
+    return MatchResult(frame, *(_with_cutout(c, frame) for c in (bias, dark, flat)))

@@ -141,3 +141,28 @@ def test_user_aliases_from_the_command_line(tmp_path, capsys):
     aliases.write_text(json.dumps({"type": {"calib-z": "zero"}}))
     assert main(["-q", "--aliases", str(aliases), "scan", str(tmp_path / "raw")]) == 2
     assert "unknown frame type(s) zero" in capsys.readouterr().err
+
+
+def test_subframe_uses_cutout_of_full_frame_masters(tmp_path):
+    camera = SyntheticCamera((40, 60), seed=6)
+    write_night(tmp_path / "raw", camera, [("bias", 0.0, None, 3), ("dark", 60.0, None, 3),
+                                           ("flat", 5.0, "R", 3)], noise=False)
+    scan = scan_folder(tmp_path / "raw")
+    report = build_masters(scan.frames, tmp_path / "m")
+    full = camera.frame("light", 60.0, "R", noise=False)
+    sub = full[10:30, 15:45]
+    header = fits.Header({"IMAGETYP": "Light Frame", "EXPTIME": 60.0, "FILTER": "R",
+                          "XORGSUBF": 15, "YORGSUBF": 10})
+    fits.PrimaryHDU(sub, header).writeto(tmp_path / "sub.fits")
+    light = scan_folder(tmp_path, recursive=False).frames[0]
+    match = match_light(light, report.masters)
+    assert match.missing == [] and "subframe at x=15, y=10" in match.flat.reason
+    ccd = calibrate_frame(light, match)
+    expected = ((sub - camera.bias[10:30, 15:45] - 60 * camera.dark_rate[10:30, 15:45])
+                / camera.flats["R"][10:30, 15:45])
+    np.testing.assert_allclose(ccd.data, expected, atol=3)
+    # Off the edge of the masters: no cut-out, so no master.
+    header["XORGSUBF"] = 40
+    fits.PrimaryHDU(sub, header).writeto(tmp_path / "sub.fits", overwrite=True)
+    light = scan_folder(tmp_path, recursive=False).frames[0]
+    assert match_light(light, report.masters).missing == ["bias", "dark", "flat"]
