@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 from astropy import units as u
-from astropy.nddata import CCDData
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
 
 from . import provenance
 from .errors import CalibrationError
@@ -25,7 +26,8 @@ __all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
 _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
 
 
-def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure"):
+def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
+                    readnoise=None):
     """Calibrate ``frame`` with the masters in ``match``.
 
     Parameters
@@ -43,6 +45,11 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         the factor that best removes the dark from this light
         (`ginga_ccdcal.dark_scale.fit_dark_scale`; needs a bias-subtracted
         dark).
+    readnoise : float, optional
+        Read noise in electrons: the result then carries a per-pixel
+        uncertainty (photon noise of the calibrated signal plus read noise,
+        as ``ccdproc.create_deviation`` computes it; the masters' own noise
+        is not propagated).  Needs ``gain``.
 
     Returns
     -------
@@ -126,12 +133,21 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         unit = u.electron
         header["GAINCOR"] = (value, "data multiplied by this gain, e-/ADU")
         steps.append("gain")
+    uncertainty = None
+    if readnoise is not None:
+        if gain is None:
+            raise CalibrationError(f"{frame.path}: an uncertainty from the read noise "
+                                   "needs the gain (e-/ADU)")
+        # data is in electrons now: Poisson variance is the signal itself.
+        uncertainty = StdDevUncertainty(np.sqrt(np.clip(data, 0, None)
+                                                + np.float32(readnoise) ** 2))
+        header["RDNOISE"] = (float(readnoise), "read noise used for the uncertainty, e-")
     header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
                          "O overscan, T trim, B bias, D dark, F flat")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {frame.path}")
-    return CCDData(data, unit=unit, header=header)
+    return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
 
 
 def _gain_value(frame, header, gain):
@@ -170,7 +186,7 @@ def output_path(frame, out_dir, raw_root=None):
 
 
 def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        strict=False, gain=None, dark_scale="exposure"):
+                        strict=False, gain=None, dark_scale="exposure", readnoise=None):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
 
     Returns
@@ -186,6 +202,14 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, strict=strict, gain=gain, dark_scale=dark_scale)
-    write_fits(path, ccd.data, ccd.header, overwrite=overwrite, protect=[frame.path])
+    ccd = calibrate_frame(frame, match, strict=strict, gain=gain, dark_scale=dark_scale,
+                          readnoise=readnoise)
+    extensions = []
+    if ccd.uncertainty is not None:
+        # The extension CCDData.read recognises as the uncertainty.
+        extensions.append(fits.ImageHDU(ccd.uncertainty.array.astype(np.float32),
+                                        fits.Header({"UTYPE": "StdDevUncertainty"}),
+                                        name="UNCERT"))
+    write_fits(path, ccd.data, ccd.header, overwrite=overwrite, protect=[frame.path],
+               extensions=extensions)
     return path, ccd

@@ -136,7 +136,8 @@ def cmd_calibrate(args):
     bar = ProgressBar("calibrate", not args.quiet)
     report = calibrate_lights(lights, masters, args.out, overwrite=args.overwrite,
                               strict=args.strict, gain=args.gain,
-                              dark_scale=args.dark_scale, progress=bar)
+                              dark_scale=args.dark_scale, readnoise=args.readnoise,
+                              progress=bar)
     bar.close()
     return _print_calibration(report, [str(p) for p in scanned.problems])
 
@@ -159,7 +160,8 @@ def cmd_reduce(args):
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
                          strict=args.strict, gain=args.gain,
-                         dark_scale=args.dark_scale, aliases=_aliases(args),
+                         dark_scale=args.dark_scale, readnoise=args.readnoise,
+                         aliases=_aliases(args),
                          progress=bar)
     bar.close()
     counts = night.scan.counts()
@@ -215,6 +217,9 @@ def _add_calibration_options(p):
     p.add_argument("--gain", metavar="E_PER_ADU",
                    type=lambda s: s if s == "header" else float(s),
                    help="convert to electrons with this gain, or 'header' for GAIN/EGAIN")
+    p.add_argument("--readnoise", metavar="ELECTRONS", type=float,
+                   help="write a per-pixel uncertainty (UNCERT extension) from this "
+                        "read noise and the photon noise; needs --gain")
 
 
 def build_parser():

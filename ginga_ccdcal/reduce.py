@@ -55,8 +55,8 @@ def _complete(path):
 
 
 def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
-                     strict=False, gain=None, dark_scale="exposure", progress=None,
-                     cancel=None):
+                     strict=False, gain=None, dark_scale="exposure", readnoise=None,
+                     progress=None, cancel=None):
     """Calibrate many lights; one bad light never stops the others.
 
     Parameters
@@ -68,7 +68,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
         Recalibrate lights whose output exists (otherwise they are skipped).
-    strict, gain, dark_scale
+    strict, gain, dark_scale, readnoise
         See `~ginga_ccdcal.calibrate.calibrate_frame`.
 
     Returns
@@ -93,7 +93,8 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
                 redo = overwrite or os.path.exists(target)
                 path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
                                               overwrite=redo, strict=strict,
-                                              gain=gain, dark_scale=dark_scale)
+                                              gain=gain, dark_scale=dark_scale,
+                                              readnoise=readnoise)
                 result.written.append(path)
             except (FrameError, CcdcalError) as exc:
                 result.problems.append(str(exc))
@@ -103,7 +104,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
                  overwrite=False, strict=False, gain=None, dark_scale="exposure",
-                 aliases=None, progress=None, cancel=None):
+                 readnoise=None, aliases=None, progress=None, cancel=None):
     """Reduce a night: masters from its calibration frames, then every light.
 
     Parameters
@@ -117,7 +118,7 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     options : `~ginga_ccdcal.masters.MasterOptions`, optional
     overwrite : bool
         Rebuild masters and recalibrate lights that already exist.
-    strict, gain, dark_scale
+    strict, gain, dark_scale, readnoise
         See `~ginga_ccdcal.calibrate.calibrate_frame`.
     aliases : dict, optional
         The user's type and filter spellings (`classify.load_aliases`).
@@ -156,6 +157,7 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     lights = [f for f in frames if f.frametype == "light"]
     calibration = calibrate_lights(lights, available, out_dir, raw_root=raw_dir,
                                    overwrite=overwrite, strict=strict, gain=gain,
-                                   dark_scale=dark_scale, progress=stage("calibrate"),
+                                   dark_scale=dark_scale, readnoise=readnoise,
+                                   progress=stage("calibrate"),
                                    cancel=cancel)
     return NightReport(scan, masters, calibration)

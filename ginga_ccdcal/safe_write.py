@@ -35,7 +35,8 @@ def ensure_folder(folder):
         raise CcdcalError(f"{folder}: output folder is not writable")
 
 
-def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=False):
+def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=False,
+               extensions=()):
     """Write ``data`` and ``header`` to ``path`` atomically.
 
     Parameters
@@ -49,6 +50,8 @@ def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=Fa
     protect : iterable of str
         Paths that must never be written (the raw frames); a match raises
         `CcdcalError` whatever ``overwrite`` says.
+    extensions : sequence of astropy.io.fits.ImageHDU
+        Written after the primary HDU (e.g. the uncertainty).
     fsync : bool
         Force the data to disk before the rename.  The rename alone already
         guarantees that a killed process never leaves a partial file under
@@ -71,7 +74,8 @@ def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=Fa
         raise OutputExists(path)
     folder = os.path.dirname(path)
     ensure_folder(folder)
-    hdu = fits.PrimaryHDU(data=np.asarray(data), header=header)
+    hdu = fits.HDUList([fits.PrimaryHDU(data=np.asarray(data), header=header),
+                        *extensions])
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".ccdcal-tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as stream:

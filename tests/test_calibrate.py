@@ -184,3 +184,21 @@ def test_overscan_subtracted_and_trimmed_like_ccdproc(tmp_path, style):
     assert ours.header["CALSTAT"].startswith("OTB")
     np.testing.assert_allclose(ours.data, ccdproc.subtract_bias(plain(light), bias).data,
                                atol=1e-3)
+
+
+def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
+    camera = SyntheticCamera(shape=(32, 40), seed=3)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    match = match_light(light, report.masters)
+    path, ccd = calibrate_and_write(light, match, tmp_path / "out", gain=1.5, readnoise=9.0)
+    assert ccd.unit == u.electron
+    adu = calibrate_frame(light, match)
+    np.testing.assert_allclose(ccd.data, adu.data * 1.5, rtol=1e-6)
+    expected = ccdproc.create_deviation(CCDData(ccd.data.copy(), unit="electron"),
+                                        readnoise=9.0 * u.electron, disregard_nan=True)
+    np.testing.assert_allclose(ccd.uncertainty.array, expected.uncertainty.array, rtol=1e-5)
+    back = CCDData.read(path)
+    np.testing.assert_allclose(back.uncertainty.array, ccd.uncertainty.array, rtol=1e-6)
+    with pytest.raises(CalibrationError, match="needs the gain"):
+        calibrate_frame(light, match, readnoise=9.0)
