@@ -48,7 +48,7 @@ from watchdog.observers.polling import PollingObserver
 
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
-from .fitsfile import is_fits_name
+from .fitsfile import is_fits_name, read_header
 from .masters import MASTER_KINDS, load_masters, stale_masters
 from .match import match_light
 from .safe_write import OutputExists, ensure_folder
@@ -604,13 +604,15 @@ class FolderWatcher:
             return self._result(job, "calibration", t_start, frame=frame,
                                 stale=stale, lines=lines)
         target = output_path(frame, self.out_dir, self.raw_dir)
-        if os.path.exists(target):
+        exists = os.path.exists(target)
+        if exists and _complete(target):
             return self._result(job, "exists", t_start, frame=frame, output=target)
         match = match_light(frame, self._reload_masters())
         lines = match.describe()
         try:
+            # An output cut short (power lost after the rename) is redone.
             path, ccd = calibrate_and_write(frame, match, self.out_dir,
-                                            raw_root=self.raw_dir,
+                                            raw_root=self.raw_dir, overwrite=exists,
                                             **self._calibrate_kwargs)
         except OutputExists:
             return self._result(job, "exists", t_start, frame=frame, output=target,
@@ -648,6 +650,15 @@ class FolderWatcher:
                 self.on_event(text)
             except Exception:
                 log.exception("watch: on_event callback failed")
+
+
+def _complete(path):
+    """True if ``path`` is a whole FITS file."""
+    try:
+        read_header(path)
+    except FrameError:
+        return False
+    return True
 
 
 def _signature(path):

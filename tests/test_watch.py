@@ -223,22 +223,47 @@ def test_calibration_frame_is_reported_with_stale_masters(site):
 
 def test_restart_does_not_redo(site):
     col = Collector()
-    first = [site.write(f"L{i}.fits") for i in range(2)]
+    first = [site.write(f"L{i}.fits") for i in range(3)]
     with site.watcher(col):
-        col.wait_for(2)
-    assert [r.status for r in col.results] == ["calibrated"] * 2
-    mtimes = {p: os.stat(p).st_mtime_ns for p in (r.output for r in col.results)}
-    late = site.write("L2.fits")           # arrives while nobody watches
+        col.wait_for(3)
+    assert [r.status for r in col.results] == ["calibrated"] * 3
+    outputs = {r.name: r.output for r in col.results}
+    kept = {n: os.stat(outputs[n]).st_mtime_ns for n in ("L0.fits", "L1.fits")}
+    # An output cut short (a power cut after the rename) must be redone.
+    cut = outputs["L2.fits"]
+    with open(cut, "r+b") as stream:
+        stream.truncate(os.path.getsize(cut) // 2)
+    late = site.write("L3.fits")           # arrives while nobody watches
 
     col2 = Collector()
     with site.watcher(col2):
-        col2.wait_for(3)
+        col2.wait_for(4)
         results = col2.settle()
     assert_once_each(results, first + [late])
     status = {r.name: r.status for r in results}
-    assert status == {"L0.fits": "exists", "L1.fits": "exists", "L2.fits": "calibrated"}
-    assert {p: os.stat(p).st_mtime_ns for p in mtimes} == mtimes
+    assert status == {"L0.fits": "exists", "L1.fits": "exists",
+                      "L2.fits": "calibrated", "L3.fits": "calibrated"}
+    assert {n: os.stat(outputs[n]).st_mtime_ns for n in kept} == kept
+    np.testing.assert_array_equal(fits.getdata(cut),
+                                  expected(first[2], site.masters_dir).data)
     assert "already calibrated" in [r for r in results if r.status == "exists"][0].summary()
+
+
+def test_rescan_finds_lost_events_without_redoing(site, monkeypatch):
+    # The operating system may drop events (a full inotify queue): the
+    # periodic rescan finds those files, and does not redo the others.
+    monkeypatch.setattr(watch, "RESCAN_INTERVAL", 0.2)
+    col = Collector()
+    with site.watcher(col) as watcher:
+        seen = site.write("seen.fits")
+        col.wait_for(1)
+        monkeypatch.setattr(watch._Handler, "on_any_event", lambda self, event: None)
+        lost = site.write("lost.fits")
+        col.wait_for(2)
+        results = col.settle(2.0)       # about ten rescans
+        assert watcher.mode == "native"
+    assert_once_each(results, [seen, lost])
+    assert [r.status for r in results] == ["calibrated", "calibrated"]
 
 
 def test_existing_false_only_new_files(site):
