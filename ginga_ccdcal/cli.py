@@ -172,6 +172,45 @@ def cmd_reduce(args):
     return _print_calibration(night.calibration, problems)
 
 
+def cmd_watch(args):
+    from .watch import FolderWatcher
+    masters_dir = args.masters or os.path.join(args.out, "masters")
+    if not os.path.isdir(masters_dir):
+        print(f"note: {masters_dir} does not exist yet; lights are calibrated "
+              "as far as the masters that appear there allow", file=sys.stderr)
+
+    def show(result):
+        stream = sys.stderr if result.status == "problem" else sys.stdout
+        print(result.summary(), file=stream, flush=True)
+
+    watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
+                            on_event=lambda text: print(f"watch: {text}", flush=True),
+                            poll=args.poll, existing=not args.new_only,
+                            strict=args.strict, gain=args.gain,
+                            dark_scale=args.dark_scale, aliases=_aliases(args))
+    print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
+    with watcher:
+        try:
+            watcher.wait(args.duration)
+        except KeyboardInterrupt:
+            pass
+    counts = ", ".join(f"{n} {k}" for k, n in watcher.counts.items() if n)
+    print(f"stopped: {counts or 'nothing new'}")
+    return EXIT_PARTIAL if watcher.counts.get("problem") else EXIT_OK
+
+
+def cmd_characterise(args):
+    from .characterise import characterise_folder
+    bar = ProgressBar("characterise", not args.quiet)
+    report = characterise_folder(args.raw, args.out, progress=bar,
+                                 masters_dir=args.masters)
+    bar.close()
+    print("\n".join(report.lines()))
+    if args.out:
+        print(f"report written to {args.out}")
+    return EXIT_OK
+
+
 def cmd_sample(args):
     from .sample import make_sample_night
     bar = ProgressBar("sample night", not args.quiet)
@@ -267,6 +306,27 @@ def build_parser():
     _add_master_options(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_reduce)
+
+    p = sub.add_parser("watch", help="calibrate each new light as the camera writes it")
+    p.add_argument("raw", help="the camera's folder")
+    p.add_argument("--out", required=True, help="folder for calibrated frames")
+    p.add_argument("--masters", help="folder of masters, reloaded when it changes "
+                                     "(default OUT/masters)")
+    p.add_argument("--poll", action="store_true",
+                   help="poll instead of file-system notifications (network drives)")
+    p.add_argument("--new-only", action="store_true",
+                   help="ignore the frames already in the folder")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="stop after this long (default: until Ctrl-C)")
+    _add_calibration_options(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("characterise",
+                       help="read noise, gain, dark current, hot pixels, vignetting")
+    p.add_argument("raw", help="folder with bias, dark and flat frames")
+    p.add_argument("--out", help="write an HTML/text report with plots here")
+    p.add_argument("--masters", help="folder of masters to use where they fit")
+    p.set_defaults(func=cmd_characterise)
 
     p = sub.add_parser("sample", help="write a sample night (real headers, synthetic pixels)")
     p.add_argument("dir", help="folder to create")

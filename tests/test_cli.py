@@ -104,3 +104,16 @@ def test_incomplete_output_is_redone(capsys, night, tmp_path):
     assert status == 0, err
     assert "1 calibrated, 4 already there" in out
     assert victim.read_bytes()[-1000:] == whole[-1000:]
+
+
+def test_watch_and_characterise_commands(capsys, night, tmp_path):
+    out_dir = tmp_path / "out"
+    assert run(capsys, "masters", night.path, "--out", out_dir / "masters")[0] == 0
+    status, out, err = run(capsys, "watch", night.path, "--out", out_dir, "--duration", "4")
+    assert status == 0, err
+    assert out.count(": calibrated -> ") == len(night.files["light"])
+    assert "stopped: 5 calibrated, 20 calibration" in out
+    status, out, err = run(capsys, "characterise", night.path, "--out", tmp_path / "rep")
+    assert status == 0, err
+    assert "read noise" in out and "gain" in out
+    assert (tmp_path / "rep" / "ccd_report.html").exists()
