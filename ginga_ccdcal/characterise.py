@@ -710,14 +710,23 @@ def measure_vignetting(flat, *, blocks=24):
         good = np.isfinite(b) & (np.abs(resid) <= 3 * max(sigma, 1e-12))
     gy, gx = np.meshgrid(np.linspace(0, ny - 1, 101), np.linspace(0, nx - 1, 101),
                          indexing="ij")
-    surface = design(gy.ravel(), gx.ravel()) @ coef
+    candidates = [(gy.ravel(), gx.ravel())]
+    # The exact maximum of the quadratic, when it lies inside the frame.
+    hessian = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
+    if hessian[0, 0] < 0 and np.linalg.det(hessian) > 0:
+        u, v = np.linalg.solve(hessian, -coef[1:3])
+        if abs(u) <= 0.5 and abs(v) <= 0.5:
+            candidates.append((np.array([(u + 0.5) * ny]), np.array([(v + 0.5) * nx])))
+    py = np.concatenate([c[0] for c in candidates])
+    px = np.concatenate([c[1] for c in candidates])
+    surface = design(py, px) @ coef
     top = int(np.argmax(surface))
     peak = float(surface[top])
     corners = design(np.array([0.0, 0.0, ny - 1.0, ny - 1.0]),
                      np.array([0.0, nx - 1.0, 0.0, nx - 1.0])) @ coef
     if peak <= 0:
         raise CcdcalError("flat level is not positive; cannot measure vignetting")
-    return float(1.0 - corners.min() / peak), (float(gy.ravel()[top]), float(gx.ravel()[top]))
+    return float(1.0 - corners.min() / peak), (float(py[top]), float(px[top]))
 
 
 def radial_profile(flat, centre, bins=30):
@@ -1026,7 +1035,7 @@ def _plot_bias(report, path):
     ax2.set_xlabel("column")
     ax2.set_title(f"bias: mean of each column (peak-to-peak {report.bias_col_ptp:.2f} ADU)",
                   fontsize="small")
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.65, left=0.12, right=0.97, top=0.93, bottom=0.11)
     fig.savefig(path)
 
 
@@ -1037,7 +1046,11 @@ def _plot_hot(report, path):
     unit, factor = "ADU/s", 1.0
     if report.gain is not None:
         unit, factor = "e-/s", report.gain
-    ax.hist(rates * factor, bins=200, log=True, color="C0")
+    # One stairs artist rather than 200 bar patches: several times faster.
+    counts, edges = np.histogram(rates * factor, bins=200)
+    ax.stairs(counts, edges, fill=True, color="C0")
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, None)
     typical = float(np.median(rates))
     ax.axvline((typical + report.hot_threshold_adu) * factor, color="C3", ls="--",
                label=f"hot: > local median + {report.hot_threshold_adu * factor:.3g} {unit}")
