@@ -112,7 +112,7 @@ def test_watch_and_characterise_commands(capsys, night, tmp_path):
     status, out, err = run(capsys, "watch", night.path, "--out", out_dir, "--duration", "4")
     assert status == 0, err
     assert out.count(": calibrated -> ") == len(night.files["light"])
-    assert "stopped: 5 calibrated, 20 calibration" in out
+    assert "stopped: 5 calibrated, 25 calibration" in out
     status, out, err = run(capsys, "characterise", night.path, "--out", tmp_path / "rep")
     assert status == 0, err
     assert "read noise" in out and "gain" in out
