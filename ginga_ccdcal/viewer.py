@@ -24,9 +24,10 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 
 __all__ = ["ensure_qt_platform", "RunningViewer", "create_viewer",
-           "current_viewer", "start_viewer", "main", "PLUGIN_NAMES"]
+           "current_viewer", "start_viewer", "run_demo", "main", "PLUGIN_NAMES"]
 
 #: Our plugins, as the reference viewer names them.
 PLUGIN_NAMES = ("CCDBrowser", "CCDMasters", "CCDCalibrate")
@@ -260,6 +261,11 @@ def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
 
     fv = rv.setup()
     fv.set_gui_thread()
+    # As ReferenceViewer.run() does: warnings go back to stderr, not the
+    # log; and Ginga's own divide-by-zero while laying out an empty
+    # channel is noise.
+    rvmain.disable_warnings()
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="ginga.ImageView")
     _current = RunningViewer(rv, fv, collector, tmp_basedir)
     _current.pump(0.1)
     return _current
@@ -316,6 +322,93 @@ def start_viewer(folder=None, *, screenshot=None, basedir=None,
         viewer.screenshot(screenshot)
         print(f"screenshot saved to {screenshot}")
         return 0
+    finally:
+        viewer.close()
+
+
+def _has_display():
+    return ensure_qt_platform(dict(os.environ)) != "offscreen"
+
+
+def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
+             timeout=300.0, loglevel=logging.WARNING):
+    """The whole workflow in the viewer, on the sample night.
+
+    Writes the Feder sample night to ``folder/raw`` (unless it is there),
+    scans it in the CCD Browser, builds the masters with CCD Masters into
+    ``folder/reduced/masters``, opens the first light frame and calibrates
+    it with CCD Calibrate -- the same calls the plugins' buttons make.
+
+    Parameters
+    ----------
+    folder : str
+        Working folder (created).
+    screenshot : str, optional
+        Save the window to this PNG when done and exit.  Without a display
+        this defaults to ``folder/demo.png``; with one, the viewer stays
+        open instead.
+    scale : float
+        Size of the sample frames relative to the real camera.
+    timeout : float
+        Seconds allowed for each step.
+
+    Returns
+    -------
+    int
+        0 when every step worked, 1 otherwise (the reason is printed).
+    """
+    from .sample import make_sample_night
+    from .fitsfile import is_fits_name
+
+    folder = os.path.abspath(os.fspath(folder))
+    raw = os.path.join(folder, "raw")
+    if not (os.path.isdir(raw) and any(is_fits_name(n) for n in os.listdir(raw))):
+        print(f"writing the sample night to {raw} ...")
+        make_sample_night(raw, scale=scale)
+    if screenshot is None and not _has_display():
+        screenshot = os.path.join(folder, "demo.png")
+
+    viewer = create_viewer(basedir=None if screenshot else os.path.join("~", ".ginga"),
+                           geometry="1500x850", loglevel=loglevel, log_stderr=True)
+    try:
+        from .plugins.common import get_session
+        get_session(viewer.fv).output_folder = os.path.join(folder, "reduced")
+
+        def step(what, plugin):
+            viewer.wait_for(lambda: not plugin.busy, timeout, what)
+            text = "\n".join(plugin.messages.lines)
+            print(f"{what}:\n  " + text.replace("\n", "\n  "))
+
+        browser = viewer.open_browser(raw)
+        step("scan", browser)
+        lights = get_session(viewer.fv).frames("light")
+        if not lights:
+            print("ginga-ccdcal demo: the sample night has no light frames", file=sys.stderr)
+            return 1
+        masters = viewer.global_plugin("CCDMasters")
+        masters.build()
+        step("masters", masters)
+        viewer.fv.change_channel("Image")
+        browser.select_path(browser.path_of(lights[0].path))
+        viewer.wait_for(lambda: viewer.fv.get_channel("Image").viewer.get_image() is not None,
+                        timeout, "the first light frame to load")
+        calibrate = viewer.local_plugin("Image", "CCDCalibrate")
+        if not calibrate.calibrate():
+            print("ginga-ccdcal demo: " + calibrate.w.missing.get_text(), file=sys.stderr)
+            return 1
+        step("calibration", calibrate)
+        if calibrate.result_path is None:
+            return 1
+        if screenshot is None:
+            viewer.fv.mainloop()
+            return 0
+        viewer.fv.ds.raise_tab("Dialogs")
+        viewer.screenshot(screenshot)
+        print(f"screenshot saved to {screenshot}")
+        return 0
+    except TimeoutError as exc:
+        print(f"ginga-ccdcal demo: {exc}", file=sys.stderr)
+        return 1
     finally:
         viewer.close()
 

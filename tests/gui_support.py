@@ -88,6 +88,27 @@ class GuiDriver:
         channel = self.fv.get_channel(chname)
         return channel.viewer.get_image()
 
+    def select_row(self, tree, path):
+        """Make ``path`` the selected row of a ``Widgets.TreeView``, as a click does.
+
+        Unlike ``TreeView.select_path`` this does not block Qt's signals,
+        so the plugin's 'selected' callback runs.
+        """
+        item = tree._path_to_item(list(path))
+        tree.get_widget().setCurrentItem(item)
+        self.pump()
+
+    def select_rows(self, tree, paths):
+        """Select several rows at once (ctrl-click)."""
+        from qtpy import QtCore
+        widget = tree.get_widget()
+        flags = QtCore.QItemSelectionModel.SelectionFlag
+        widget.clearSelection()
+        for path in paths:
+            widget.setCurrentItem(tree._path_to_item(list(path)), 0,
+                                  flags.Select | flags.Rows)
+        self.pump()
+
     def click(self, button):
         """Press a ``ginga.gw.Widgets.Button`` as the user would."""
         button.get_widget().click()
@@ -123,6 +144,9 @@ class GuiDriver:
                     plugin.cancel()
                     self.wait_idle(plugin, timeout=30)
                 fv.stop_global_plugin(name)
+        # what the plugins remember between openings goes back to the start
+        for name, saved in _initial_settings.items():
+            fv.gpmon.get_plugin(name).settings.set_dict(saved)
         get_session(fv).reset()
         for chname in fv.get_channel_names():
             if chname != "Image":
@@ -134,11 +158,30 @@ class GuiDriver:
         self.pump(0.05)
 
 
+def tree_rows(tree):
+    """What a ``Widgets.TreeView`` shows: ``{first column: (texts, children)}``.
+
+    Read from the Qt widget itself, so a test checks what the user sees.
+    """
+    def rows(item_at, count):
+        out = {}
+        for i in range(count):
+            item = item_at(i)
+            texts = [item.text(c) for c in range(item.columnCount())]
+            out[texts[0]] = (texts, rows(item.child, item.childCount()))
+        return out
+    widget = tree.get_widget()
+    return rows(widget.topLevelItem, widget.topLevelItemCount())
+
+
 def _descendants(widget):
     """Every widget inside a ginga container, depth first."""
     for child in getattr(widget, "get_children", lambda: [])():
         yield child
         yield from _descendants(child)
+
+
+_initial_settings = {}
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +191,8 @@ def gui_session():
     viewer = current_viewer()
     if viewer is None:
         viewer = create_viewer(geometry="1500x850")
+    for name in ("CCDBrowser", "CCDMasters"):
+        _initial_settings[name] = viewer.fv.gpmon.get_plugin(name).settings.get_dict()
     yield viewer
     viewer.close()
 

@@ -246,6 +246,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.gui_up = True
 
     def start(self):
+        self.group_keys = parse_group_keys(self.settings.get("group_keys", ""))
+        self.w.group_by.set_text(", ".join(self.group_keys))
         folder = self.session.folder or self.settings.get("last_folder", None)
         self.folder_row.set_path(folder)
         if self.session.scan is not None:

@@ -104,6 +104,8 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         box = Widgets.VBox()
         box.set_spacing(2)
         self.w.choice = Widgets.TextArea(wrap=True, editable=False)
+        self.w.choice.set_min_size(0, 60)
+        self.w.choice.set_max_size(None, 140)
         box.add_widget(self.w.choice, stretch=1)
         self.w.missing = Widgets.Label("", halign="left")
         box.add_widget(self.w.missing, stretch=0)
@@ -112,7 +114,7 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         self.w.open_masters.add_callback("activated", lambda w: self.open_masters_plugin())
         box.add_widget(button_row(self.w.open_masters), stretch=0)
         fr.set_widget(box)
-        top.add_widget(fr, stretch=1)
+        top.add_widget(fr, stretch=0)
 
         self.output_row = FolderRow("Output folder:",
                                     tooltip="Calibrated frames are written here")
@@ -134,8 +136,9 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         self.task = TaskPanel(self.fv, "CCDCalibrate")
         top.add_widget(self.task.get_widget(), stretch=0)
 
-        self.messages = MessageArea("Messages")
+        self.messages = MessageArea("Messages", max_height=220)
         top.add_widget(self.messages.get_widget(), stretch=0)
+        top.add_widget(Widgets.Label(""), stretch=1)
 
         btns = Widgets.HBox()
         btns.set_spacing(3)
@@ -330,9 +333,10 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         image.set(name=name, path=path)
         self.fv.add_image(name, image, chname=chname)
         self.fv.change_channel(chname)
+        steps = ccd.header.get("CALSTAT", "") or "none"
+        legend = ccd.header.comments["CALSTAT"] if "CALSTAT" in ccd.header else ""
         lines = [f"Calibrated {self.frame.name} -> {path}",
-                 f"steps applied: {ccd.header.get('CALSTAT', '') or 'none'}"
-                 " (B bias, D dark, F flat)"]
+                 f"steps applied: {steps}" + (f" ({legend})" if legend else "")]
         lines += [f"warning: {w}" for w in self.match.warnings]
         self.messages.set_lines(lines)
 

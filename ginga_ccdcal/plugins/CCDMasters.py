@@ -164,15 +164,17 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
                                        use_alt_row_color=True)
         self.w.list.setup_table(_COLUMNS, 1, "name")
         self.w.list.add_callback("selected", self.select_cb)
+        self.w.list.set_min_size(0, 110)
         top.add_widget(self.w.list, stretch=1)
 
         fr = Widgets.Frame("Provenance (header of the selected master)")
         self.w.provenance = Widgets.TextArea(wrap=False, editable=False)
         self.w.provenance.set_font(self.fv.get_font("fixed", 9))
+        self.w.provenance.set_min_size(0, 150)
         fr.set_widget(self.w.provenance)
-        top.add_widget(fr, stretch=1)
+        top.add_widget(fr, stretch=2)
 
-        self.messages = MessageArea("Messages")
+        self.messages = MessageArea("Messages", max_height=110)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
         btns = Widgets.HBox()
@@ -322,15 +324,21 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.refresh_list()
 
     def open_masters(self, paths):
-        """Load master files in the masters channel with Ginga's loader."""
+        """Load master files in the masters channel with Ginga's loader.
+
+        All go into the channel (page through them with its arrows or the
+        Contents tab); only the last is displayed, so a build does not
+        flash through every master.
+        """
         if not paths:
             return
         self._loading += 1
 
         def load():
             try:
-                for path in paths:
-                    self.fv.load_file(path, chname=self.chname)
+                for i, path in enumerate(paths):
+                    self.fv.load_file(path, chname=self.chname,
+                                      display_image=(i == len(paths) - 1))
             finally:
                 self.fv.gui_do(self._loaded)
 
@@ -379,6 +387,7 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         if master is None:
             return
         self.w.provenance.set_text(provenance_text(master))
+        self.w.provenance.set_scroll_pos(0)
         self.open_masters([master.path])
 
 

@@ -26,6 +26,11 @@ if toolkit.get_family() is None:
     # still wins: nothing here imports ginga.gw.
     toolkit.choose()
 
+if toolkit.get_family() == "qt":
+    # PySide6 6.12 + Python 3.11 aborts after minutes of drawing (see qtcompat)
+    from .qtcompat import protect_none
+    protect_none()
+
 __all__ = ["browser_spec", "masters_spec", "calibrate_spec", "CATEGORY"]
 
 #: The Operations-menu category our plugins appear under.

@@ -343,11 +343,16 @@ class MessageArea:
     ----------
     title : str
         Frame caption.
+    max_height : int
+        Height in pixels it may grow to (it scrolls beyond), so the
+        plugin's main view keeps the room.
     """
 
-    def __init__(self, title="Messages"):
+    def __init__(self, title="Messages", max_height=150):
         self.widget = Widgets.Frame(title)
         self.text = Widgets.TextArea(wrap=True, editable=False)
+        self.text.set_min_size(0, 60)
+        self.text.set_max_size(None, max_height)
         self.widget.set_widget(self.text)
         self._lines = []
 
@@ -358,6 +363,8 @@ class MessageArea:
         """Replace the content with ``lines`` (an iterable of str)."""
         self._lines = [str(line) for line in lines]
         self.text.set_text("\n".join(self._lines))
+        # the first line is the summary: keep it in view
+        self.text.set_scroll_pos(0)
 
     def add_line(self, line):
         self._lines.append(str(line))

@@ -1,0 +1,183 @@
+"""CCD Calibrate in the real reference viewer: the choice explained, one-click
+calibration into <channel>_cal, Calibrate all, missing masters."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ginga_ccdcal.calibrate import calibrate_frame
+from ginga_ccdcal.masters import load_masters
+from ginga_ccdcal.match import match_light
+from ginga_ccdcal.scan import frame_from_file
+
+from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
+
+pytestmark = pytest.mark.gui
+
+
+def build_masters(gui, folder, output):
+    """Scan ``folder`` and build its masters with the buttons."""
+    browser = gui.open_night(folder, output=output)
+    masters = gui.global_plugin("CCDMasters")
+    gui.click(masters.w.build)
+    gui.wait_idle(masters, "the masters")
+    return browser
+
+
+def open_light(gui, browser, path, chname="Image"):
+    """Click ``path`` in the browser so it loads in ``chname``."""
+    gui.fv.change_channel(chname)
+    gui.select_row(browser.w.tree, browser.path_of(path))
+    gui.wait_for(lambda: (gui.channel_image(chname) is not None
+                          and gui.channel_image(chname).get("path") == path),
+                 f"{os.path.basename(path)} to load in {chname}")
+
+
+def calibrate_with_button(gui, chname="Image"):
+    plugin = gui.local_plugin(chname, "CCDCalibrate")
+    assert plugin.w.calibrate.get_enabled(), plugin.w.missing.get_text()
+    gui.click(plugin.w.calibrate)
+    gui.wait_idle(plugin, "the calibration")
+    return plugin
+
+
+def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(sample_night_dir, raw)
+    browser = build_masters(gui, raw, tmp_path / "out")
+    light = sorted(f.path for f in gui.session.frames("light"))[3]
+    open_light(gui, browser, light)
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+
+    # what it will use, and why: exactly the core's explanation
+    masters = load_masters(str(tmp_path / "out" / "masters"))
+    match = match_light(frame_from_file(light), masters)
+    shown = plugin.w.choice.get_text().splitlines()
+    assert shown == match.describe()
+    assert [m.split(":")[0] for m in shown] == ["bias", "dark", "flat"]
+    assert plugin.w.missing.get_text() == "All masters found."
+    assert not plugin.w.open_masters.get_enabled()
+
+    calibrate_with_button(gui)
+    # the calibrated frame is in Image_cal and equals the core's result
+    image = gui.channel_image("Image_cal")
+    expected = calibrate_frame(frame_from_file(light), match).data
+    assert image.get_data().shape == expected.shape
+    assert np.allclose(image.get_data(), expected, equal_nan=True)
+    # written with its provenance
+    out = tmp_path / "out" / os.path.basename(light)
+    assert image.get("path") == str(out)
+    header = fits.getheader(out)
+    assert header["CALSTAT"].endswith("BDF")
+    for role in ("BIAS", "DARK", "FLAT"):
+        assert header[f"{role}FILE"] == getattr(match, role.lower()).master.name
+    assert np.allclose(fits.getdata(out), expected, equal_nan=True)
+    # cut levels chosen to show the sky: zscale, around the background
+    viewer = gui.fv.get_channel("Image_cal").viewer
+    assert viewer.get_settings().get("autocut_method") == "zscale"
+    low, high = viewer.get_cut_levels()
+    sky = np.nanmedian(expected)
+    assert low < sky < high
+    assert high - low < 0.5 * (np.nanmax(expected) - np.nanmin(expected))
+    # the raw channel still holds only the raw frame
+    raw_channel = gui.fv.get_channel("Image")
+    assert [raw_channel.get_image_info(n).path
+            for n in raw_channel.get_image_names()] == [light]
+    assert plugin.messages.lines[0] == f"Calibrated {os.path.basename(light)} -> {out}"
+    assert not gui.new_errors()
+
+    gui.fv.ds.raise_tab("Dialogs")
+    path = gui.screenshot("ccd_calibrate")
+    assert path.stat().st_size > 10000
+
+    # calibrating again keeps the file and shows it
+    gui.fv.change_channel("Image")
+    gui.click(plugin.w.calibrate)
+    gui.wait_idle(plugin)
+    assert "already exists: showing it" in plugin.messages.lines[0]
+
+
+def test_scaled_dark_is_explained_and_calibrate_all_does_the_rest(gui, night, tmp_path):
+    browser = build_masters(gui, night.path, tmp_path / "out")
+    light = night.files["light"][0]
+    open_light(gui, browser, light)
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    # 300 s lights, darks of 60 and 120 s: the 120 s dark scaled by 2.5
+    dark_line = plugin.w.choice.get_text().splitlines()[1]
+    assert dark_line == ("dark: master_dark_120s.fits - scaled 120 s -> 300 s (x2.5), "
+                         "nearest exposure")
+    calibrate_with_button(gui)
+    expected = calibrate_frame(frame_from_file(light),
+                               match_light(frame_from_file(light),
+                                           load_masters(str(tmp_path / "out" / "masters"))))
+    assert np.allclose(gui.channel_image("Image_cal").get_data(), expected.data,
+                       equal_nan=True)
+
+    gui.click(plugin.w.calibrate_all)
+    gui.wait_idle(plugin, "Calibrate all")
+    report = plugin.all_report
+    assert len(report.written) == len(night.files["light"]) - 1
+    assert report.existing == [str(tmp_path / "out" / os.path.basename(light))]
+    assert not report.problems
+    for path in night.files["light"]:
+        assert (tmp_path / "out" / os.path.basename(path)).exists()
+    assert plugin.messages.lines[0].startswith(
+        f"{len(night.files['light']) - 1} calibrated, 1 already there")
+
+
+def test_missing_masters_say_so_and_lead_to_the_builder(gui, night, tmp_path):
+    browser = gui.open_night(night.path, output=tmp_path / "out")
+    light = night.files["light"][-1]          # a V light
+    open_light(gui, browser, light)
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    folder = tmp_path / "out" / "masters"
+    assert plugin.w.missing.get_text().startswith(f"No masters in {folder}.")
+    assert not plugin.w.calibrate.get_enabled()
+    assert plugin.calibrate() is False
+    assert plugin.calibrate_all() is False
+    assert "build them with CCD Masters" in plugin.messages.get_text()
+    gui.click(plugin.w.open_masters)
+    assert gui.fv.gpmon.is_active("CCDMasters")
+
+    # masters without the V flat: the plugin names what is missing and why
+    masters = gui.global_plugin("CCDMasters")
+    gui.click(masters.w.build)
+    gui.wait_idle(masters)
+    os.remove(folder / "master_flat_V.fits")
+    masters.session.masters_built()     # as after a rebuild: plugins look again
+    gui.pump()
+    missing = plugin.w.missing.get_text()
+    assert "flat: no master flat for filter V (flats for: R)" in missing
+    assert plugin.w.open_masters.get_enabled()
+    # calibrating anyway applies bias and dark and records the gap
+    gui.fv.change_channel("Image")
+    calibrate_with_button(gui)
+    header = fits.getheader(tmp_path / "out" / os.path.basename(light))
+    assert "F" not in header["CALSTAT"]
+    assert any("flat NOT applied" in str(h) for h in header["HISTORY"])
+    assert not gui.new_errors()
+
+
+def test_products_and_broken_files_are_refused_politely(gui, night, tmp_path):
+    build_masters(gui, night.path, tmp_path / "out")
+    master = str(tmp_path / "out" / "masters" / "master_bias.fits")
+    gui.fv.load_file(master, chname="Image")
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    assert "was written by ginga-ccdcal" in plugin.w.frame.get_text()
+    assert not plugin.w.calibrate.get_enabled()
+
+    # the file vanished after it was loaded: a message, not a traceback
+    light = night.files["light"][0]
+    gone = tmp_path / "gone.fits"
+    shutil.copy(light, gone)
+    gui.fv.load_file(str(gone), chname="Image")
+    plugin.redo()
+    os.remove(gone)
+    gui.click(plugin.w.calibrate)
+    gui.wait_idle(plugin)
+    assert plugin.messages.lines[0].startswith("Not calibrated: ")
+    assert "Traceback" not in plugin.messages.get_text()
+    assert not gui.new_errors()
