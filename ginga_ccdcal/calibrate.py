@@ -18,6 +18,7 @@ from .errors import CalibrationError
 from .fitsfile import read_image
 from .dark_scale import fit_dark_scale
 from .masters import master_data
+from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
 
@@ -27,7 +28,7 @@ _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
 
 
 def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
-                    readnoise=None):
+                    readnoise=None, notes=None):
     """Calibrate ``frame`` with the masters in ``match``.
 
     Parameters
@@ -50,6 +51,9 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         uncertainty (photon noise of the calibrated signal plus read noise,
         as ``ccdproc.create_deviation`` computes it; the masters' own noise
         is not propagated).  Needs ``gain``.
+    notes : list, optional
+        Sentences about the raw pixels (undefined, saturated) are appended
+        here, as well as to the output's HISTORY.
 
     Returns
     -------
@@ -69,6 +73,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         raise CalibrationError(f"{frame.path}: cannot calibrate, missing "
                                + "; ".join(getattr(match, r).reason for r in match.missing))
     raw, header, _ = read_image(frame.path)
+    warnings = pixel_warnings(raw, header)
     data = raw.astype(np.float32)
     header = header.copy()
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
@@ -126,6 +131,10 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             provenance.add_history(header, f"warning: {warning}")
     for role in match.missing:
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
+    for warning in warnings:
+        provenance.add_history(header, f"warning: {warning}")
+    if notes is not None:
+        notes.extend(warnings)
     unit = u.adu
     if gain is not None:
         value = _gain_value(frame, header, gain)
@@ -186,7 +195,8 @@ def output_path(frame, out_dir, raw_root=None):
 
 
 def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        strict=False, gain=None, dark_scale="exposure", readnoise=None):
+                        strict=False, gain=None, dark_scale="exposure", readnoise=None,
+                        notes=None):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
 
     Returns
@@ -203,7 +213,7 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
     """
     path = output_path(frame, out_dir, raw_root)
     ccd = calibrate_frame(frame, match, strict=strict, gain=gain, dark_scale=dark_scale,
-                          readnoise=readnoise)
+                          readnoise=readnoise, notes=notes)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

@@ -166,9 +166,10 @@ def guess_type_from_data(data, exptime=None, read_noise_adu=None):
     """Guess a frame's type from its pixels when the header does not say.
 
     The rules are the ones an observer uses by eye: a zero-length exposure
-    is a bias; a frame whose spread is no wider than read noise is a bias
-    (short) or a dark (long); a bright, smooth frame is a flat; anything
-    with structure well above the noise is a light.
+    is a bias; a frame with stars (extended sources well above the noise)
+    is a light; a frame no rougher than its noise and not bright is a bias
+    (short) or a dark (long); a bright, smooth frame is a flat.  A guess is
+    only a guess: the scan marks it, and the user can set the type.
 
     Parameters
     ----------
@@ -182,30 +183,36 @@ def guess_type_from_data(data, exptime=None, read_noise_adu=None):
     str
         One of ``'bias'``, ``'dark'``, ``'flat'``, ``'light'``.
     """
-    sample = np.asarray(data, dtype=np.float32)[::4, ::4]
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
+    image = np.asarray(data, dtype=np.float32)
+    finite = np.isfinite(image)
+    if not finite.any():
         return "unknown"
     if exptime is not None and exptime == 0:
         return "bias"
-    image = np.asarray(data, dtype=np.float32)
+    level = float(np.median(image[finite]))
+    filled = np.where(finite, image, level)
     if read_noise_adu is None:
         # Pixel-to-pixel differences cancel smooth illumination, leaving
         # the per-pixel noise (times sqrt 2).
-        diff = np.diff(image[::2, :], axis=1)
-        diff = diff[np.isfinite(diff)]
+        diff = np.diff(filled[::2, :], axis=1)
         read_noise_adu = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)
-    level = float(np.median(sample))
+    noise = max(float(read_noise_adu), 1e-3)
+    # Stars are extended: several neighbouring pixels well above their
+    # surroundings.  Hot pixels and cosmic rays are single pixels or
+    # short tracks, and vignetting is not sharp at all.
+    from scipy.ndimage import uniform_filter
+    excess = filled - uniform_filter(filled, size=9, mode="nearest")
+    high = (excess > 5 * noise).astype(np.float32)
+    extended = (uniform_filter(high, size=3, mode="constant") * 9 >= 5) & (high > 0)
+    if np.count_nonzero(extended) > 1e-4 * image.size:
+        return "light"
+    sample = filled[::2, ::2].ravel()
     mad = 1.4826 * float(np.median(np.abs(sample - level)))
-    p1, p99 = np.percentile(sample, [1, 99.9])
-    noise = max(read_noise_adu, 1e-3)
-    if mad <= 1.5 * noise and p99 - level < 50 * noise:
+    # Bright frames (flats) are far above any bias or dark level a 16-bit
+    # camera has; below that, a frame as smooth as its noise is a dark.
+    if level < 10000 and mad <= 1.5 * noise:
         return "bias" if not exptime or exptime < 1 else "dark"
-    # A flat is bright and its large-scale spread is a modest fraction of
-    # its level; a light's sky is faint compared with the stars on it.
-    if level > 0 and (p99 - level) < 0.5 * level and level > 20 * noise:
-        return "flat"
-    return "light"
+    return "flat"
 
 
 def load_aliases(path):

@@ -168,7 +168,7 @@ def cmd_reduce(args):
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
-    problems = [str(p) for p in night.scan.problems] + night.masters.problems
+    problems = [str(p) for p in night.scan.problems] + night.guessed + night.masters.problems
     return _print_calibration(night.calibration, problems)
 
 

@@ -22,6 +22,7 @@ from .errors import CcdcalError
 from .fitsfile import read_header, read_image
 from .group import DEFAULT_TOLERANCES, group_frames
 from .progress import check
+from .quality import SATURATED_FLAT_FRACTION, saturated_fraction
 from .regions import apply_regions, find_regions
 from .safe_write import OutputExists, write_fits
 
@@ -444,6 +445,11 @@ def build_master_flats(frames, out_dir, options=None, *, masters=(),
             path = os.path.join(out_dir, f"master_flat_{_safe_name(filt)}{suffix}.fits")
             if _existing(path, overwrite, report):
                 continue
+            group = _unsaturated(group, report)
+            if not group:
+                report.problems.append(f"{path}: not made, every filter {filt} flat "
+                                       "is saturated")
+                continue
             bias = _bias_for(group, masters)
             exptimes = [f.exptime for f in group if f.exptime is not None]
             exptime = float(np.median(exptimes)) if exptimes else None
@@ -485,6 +491,20 @@ def build_master_flats(frames, out_dir, options=None, *, masters=(),
                                        f"flats ({dark.reason}); dark not subtracted")
             _write_master(path, data, header, overwrite, report)
     return report
+
+
+def _unsaturated(flats, report):
+    """The flats fit to use: a saturated flat would flatten nothing."""
+    kept = []
+    for frame in flats:
+        data, header, _ = read_image(frame.path)
+        fraction, level = saturated_fraction(data, header)
+        if fraction > SATURATED_FLAT_FRACTION:
+            report.problems.append(f"{frame.path}: {100 * fraction:.0f}% of pixels "
+                                   f"saturated (at or above {level:g} ADU); flat not used")
+        else:
+            kept.append(frame)
+    return kept
 
 
 class _StageProgress:

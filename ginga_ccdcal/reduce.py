@@ -40,9 +40,16 @@ class NightReport:
     calibration: CalibrationReport
 
     @property
+    def guessed(self):
+        """One line per frame whose type was guessed from its pixels."""
+        return [f"{f.path}: no usable IMAGETYP/OBSTYPE/FRAMETYP, type guessed as "
+                f"'{f.frametype}' from the pixels (correct it with --aliases or in "
+                "the CCD Browser)" for f in self.scan.frames if f.guessed]
+
+    @property
     def problems(self):
-        return ([str(p) for p in self.scan.problems] + list(self.masters.problems)
-                + list(self.calibration.problems))
+        return ([str(p) for p in self.scan.problems] + self.guessed
+                + list(self.masters.problems) + list(self.calibration.problems))
 
 
 def _complete(path):
@@ -91,11 +98,13 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
             try:
                 # An incomplete output (power cut after the rename) is redone.
                 redo = overwrite or os.path.exists(target)
+                notes = []
                 path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
                                               overwrite=redo, strict=strict,
                                               gain=gain, dark_scale=dark_scale,
-                                              readnoise=readnoise)
+                                              readnoise=readnoise, notes=notes)
                 result.written.append(path)
+                result.warnings.extend(f"{light.path}: {note}" for note in notes)
             except (FrameError, CcdcalError) as exc:
                 result.problems.append(str(exc))
         report(progress, i + 1, len(lights), light.name)

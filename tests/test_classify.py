@@ -65,3 +65,15 @@ def test_guess_from_pixels():
     light[40:43, 50:53] += 30000
     light[10:12, 90:92] += 20000
     assert classify.guess_type_from_data(light, 300.0) == "light"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_guess_on_synthetic_nights(tmp_path, seed):
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+    camera = SyntheticCamera((64, 80), seed=seed)
+    plan = [("light", 300.0, "R", 2), ("flat", 10.0, "R", 2), ("bias", 0.0, None, 1),
+            ("dark", 300.0, None, 2)]
+    for path in write_night(tmp_path, camera, plan, seed=seed):
+        truth = camera.written[path].frametype
+        exptime = fits.getheader(path)["EXPTIME"]
+        assert classify.guess_type_from_data(fits.getdata(path), exptime) == truth, path

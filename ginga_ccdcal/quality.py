@@ -1,0 +1,64 @@
+"""Checks on a frame's pixels that an observer wants to hear about.
+
+None of these stop a reduction; each gives one sentence that the CLI,
+the plugins and the output header pass on.
+"""
+
+import numpy as np
+
+__all__ = ["saturation_level", "saturated_fraction", "pixel_warnings"]
+
+#: A light with more than this fraction of saturated pixels is flagged.
+SATURATED_LIGHT_FRACTION = 0.01
+#: A flat with more than this fraction of saturated pixels is not used.
+SATURATED_FLAT_FRACTION = 0.01
+
+
+def saturation_level(header, dtype):
+    """The level at which a pixel is saturated, or None if unknown.
+
+    From SATURATE or DATAMAX in the header, else the largest value the
+    file's integer type holds (65535 for the usual unsigned 16-bit data).
+    """
+    for key in ("SATURATE", "DATAMAX"):
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        return float(np.iinfo(dtype).max)
+    return None
+
+
+def saturated_fraction(data, header):
+    """Fraction of pixels at or above `saturation_level` (0 if unknown)."""
+    level = saturation_level(header, data.dtype)
+    if level is None or data.size == 0:
+        return 0.0, None
+    return float(np.count_nonzero(data >= level)) / data.size, level
+
+
+def pixel_warnings(data, header):
+    """Sentences about a raw light's pixels: undefined or saturated ones.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The raw pixels, in the file's own type.
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    list of str
+    """
+    notes = []
+    if data.dtype.kind == "f":
+        bad = data.size - int(np.count_nonzero(np.isfinite(data)))
+        if bad:
+            notes.append(f"{bad} pixel(s) are NaN or inf in the raw frame; they stay "
+                         "undefined (NaN) after calibration")
+    fraction, level = saturated_fraction(data, header)
+    if fraction > SATURATED_LIGHT_FRACTION:
+        notes.append(f"{100 * fraction:.1f}% of pixels are saturated "
+                     f"(at or above {level:g} ADU)")
+    return notes
