@@ -61,6 +61,7 @@ from .errors import CcdcalError
 from .fitsfile import read_image
 from .group import group_frames
 from .progress import check
+from .quality import saturated_fraction
 from .regions import apply_regions, find_regions
 
 __all__ = ["CCDReport", "DarkLevel", "PTCPoint", "characterise",
@@ -387,14 +388,6 @@ def _stack(frames, regions, method, *, corrected, subtract=None, scale=None,
                    cancel=cancel).data
 
 
-def _saturation(frame):
-    value = frame.header.get("SATURATE")
-    try:
-        return float(value) if value is not None else 65535.0
-    except (TypeError, ValueError):
-        return 65535.0
-
-
 class _Stages:
     """One progress bar over several stages of unequal known length."""
 
@@ -456,9 +449,13 @@ def _flat_pairs(flats, bias_raw, regions, stages, cancel):
     levels = []
     for k, frame in enumerate(flats):
         check(cancel)
-        data = _trimmed(frame, regions)
-        saturated = np.mean(data >= _saturation(frame) - 0.5)
-        mean, _ = _clipped(data - bias_raw)
+        raw, header, _ = read_image(frame.path)
+        if regions is not None:
+            raw = raw[regions.trim]
+        # Saturated pixels have no photon noise left: such a flat would
+        # bend the photon-transfer curve.
+        saturated, _ = saturated_fraction(raw, header)
+        mean, _ = _clipped(raw.astype(np.float32) - bias_raw)
         levels.append((frame, mean, saturated))
         stages(k + 1, 2 * len(flats), frame.name)
     pairs, skipped = [], []

@@ -223,6 +223,20 @@ def test_masters_are_used_when_given(tmp_path):
                                       abs=0.005)
 
 
+def test_saturated_flats_are_left_out_of_the_gain(tmp_path):
+    cam = SyntheticCamera(SHAPE, read_noise=8.0, gain=2.0, seed=6)
+    plan = [("bias", 0.0, None, 4),
+            dict(frametype="flat", exptime=5.0, filter="R", count=2, level=20000),
+            # The centre of these flats is above 65535 ADU: clipped.
+            dict(frametype="flat", exptime=5.0, filter="R", count=2, level=64000)]
+    write_night(tmp_path, cam, plan, seed=6)
+    report = characterise(scan_folder(tmp_path))
+    assert [p.filter for p in report.ptc] == [None, "R"]
+    assert report.gain_method == "two-flat/two-bias (Janesick)"
+    _close(report.gain, 2.0)
+    assert any("2 saturated flat(s)" in note for note in report.notes)
+
+
 def test_header_gain_when_there_are_no_flats(tmp_path):
     cam = SyntheticCamera(SHAPE, read_noise=8.0, gain=1.8, seed=5)
     write_night(tmp_path, cam, [("bias", 0.0, None, 4), ("dark", 100.0, None, 3)],
