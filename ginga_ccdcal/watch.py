@@ -97,6 +97,10 @@ class WatchResult:
         calibration frames, which masters are now older than new frames.
     problem : str or None
         What is wrong (``'problem'``) or why the file was ignored.
+    warnings : list of str
+        Things the observer should know although the frame was used: its
+        type was guessed from the pixels, a master is far off in
+        temperature, pixels are NaN or saturated...
     stale : list of `~ginga_ccdcal.masters.MasterFrame`
         Masters of the same kind and setup older than this calibration frame.
     t_complete, t_start, t_ready : float
@@ -113,6 +117,7 @@ class WatchResult:
     match: object = None
     lines: list = field(default_factory=list)
     problem: str = None
+    warnings: list = field(default_factory=list)
     stale: list = field(default_factory=list)
     t_complete: float = 0.0
     t_start: float = 0.0
@@ -134,7 +139,7 @@ class WatchResult:
             text = f"{self.name}: calibrated -> {self.output} ({self.latency:.2f} s)"
             if self.match is not None and self.match.missing:
                 text += "; NOT applied: " + ", ".join(self.match.missing)
-            return text
+            return "; ".join([text] + self.warnings)
         if self.status == "exists":
             return f"{self.name}: already calibrated ({self.output}), skipped"
         if self.status == "calibration":
@@ -147,7 +152,7 @@ class WatchResult:
             text = f"{self.name}: new {what} frame"
             if self.stale:
                 text += "; older now: " + ", ".join(m.name for m in self.stale)
-            return text
+            return "; ".join([text] + self.warnings)
         if self.status == "ignored":
             return f"{self.name}: ignored ({self.problem})"
         return f"{self.path}: {self.problem}"
@@ -230,16 +235,29 @@ class FolderWatcher:
     existing : bool
         Handle the frames already in the folder at `start` (resume);
         otherwise only new or changed files are.
-    strict, gain, dark_scale
+    strict, gain, dark_scale, readnoise
         Passed to `ginga_ccdcal.calibrate.calibrate_and_write`; with
         ``strict`` a light lacking a master is a problem, not written.
     aliases : dict, optional
         The user's type and filter spellings (`ginga_ccdcal.classify.load_aliases`).
 
+    Attributes
+    ----------
+    mode : str or None
+        ``'native'`` or ``'poll'`` once started (native watching falls back
+        to polling if the system refuses it).
+    counts : dict
+        Number of results of each status in `STATUSES` so far.
+    masters : list of `~ginga_ccdcal.masters.MasterFrame`
+        What the next light is matched against.
+    running : bool
+
     Raises
     ------
     FrameError
         ``raw_dir`` is not a folder.
+    CcdcalError
+        ``out_dir`` is ``raw_dir``.
 
     Examples
     --------
@@ -252,7 +270,7 @@ class FolderWatcher:
     def __init__(self, raw_dir, out_dir, *, masters_dir=None, masters=None,
                  on_result=None, on_event=None, poll=False, poll_interval=0.5,
                  settle=30.0, recursive=True, existing=True, strict=False,
-                 gain=None, dark_scale="exposure", aliases=None):
+                 gain=None, dark_scale="exposure", readnoise=None, aliases=None):
         self.raw_dir = os.path.abspath(os.fspath(raw_dir))
         if not os.path.isdir(self.raw_dir):
             raise FrameError(self.raw_dir, "no such folder")
@@ -269,9 +287,9 @@ class FolderWatcher:
         self.settle = float(settle)
         self.recursive = bool(recursive)
         self.existing = bool(existing)
-        self._calibrate_kwargs = dict(strict=strict, gain=gain, dark_scale=dark_scale)
+        self._calibrate_kwargs = dict(strict=strict, gain=gain, dark_scale=dark_scale,
+                                      readnoise=readnoise)
         self.aliases = aliases
-        #: Number of results of each status so far.
         self.counts = dict.fromkeys(STATUSES, 0)
 
         self._given_masters = list(masters or [])
@@ -597,23 +615,29 @@ class FolderWatcher:
                 return self._result(job, "ignored", t_start, frame=frame,
                                     problem="frame type unknown (no type keyword, "
                                             "no usable pixels)")
+        warnings = []
+        if frame.guessed:
+            warnings.append(f"no usable IMAGETYP/OBSTYPE/FRAMETYP, type guessed as "
+                            f"'{frame.frametype}' from the pixels")
         if frame.frametype in MASTER_KINDS:
             stale = [m for m, _ in stale_masters(self._reload_masters(), [frame])]
             lines = [f"{m.name} is older than this {frame.frametype} frame"
                      for m in stale]
             return self._result(job, "calibration", t_start, frame=frame,
-                                stale=stale, lines=lines)
+                                stale=stale, lines=lines, warnings=warnings)
         target = output_path(frame, self.out_dir, self.raw_dir)
         exists = os.path.exists(target)
         if exists and _complete(target):
             return self._result(job, "exists", t_start, frame=frame, output=target)
         match = match_light(frame, self._reload_masters())
         lines = match.describe()
+        warnings.extend(match.warnings)
+        notes = []
         try:
             # An output cut short (power lost after the rename) is redone.
             path, ccd = calibrate_and_write(frame, match, self.out_dir,
                                             raw_root=self.raw_dir, overwrite=exists,
-                                            **self._calibrate_kwargs)
+                                            notes=notes, **self._calibrate_kwargs)
         except OutputExists:
             return self._result(job, "exists", t_start, frame=frame, output=target,
                                 match=match, lines=lines)
@@ -622,10 +646,12 @@ class FolderWatcher:
             # The core's messages start with the path; ours adds it back.
             prefix = job.path + ": "
             return self._result(job, "problem", t_start, frame=frame, match=match,
-                                lines=lines, problem=text[len(prefix):]
+                                lines=lines, warnings=warnings,
+                                problem=text[len(prefix):]
                                 if text.startswith(prefix) else text)
         return self._result(job, "calibrated", t_start, frame=frame, output=path,
-                            ccd=ccd, match=match, lines=lines)
+                            ccd=ccd, match=match, lines=lines,
+                            warnings=warnings + notes)
 
     # -- masters ------------------------------------------------------------------
 

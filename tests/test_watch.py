@@ -422,6 +422,22 @@ def test_callback_errors_do_not_stop_the_watcher(site):
     assert [r.status for r in col.results] == ["calibrated", "calibrated"]
 
 
+def test_calibration_options_pass_through(site):
+    col = Collector()
+    with site.watcher(col, gain=1.5, readnoise=9.0):
+        path = site.write("x.fits")
+        col.wait_for(1)
+    [result] = col.results
+    assert result.status == "calibrated"
+    frame = frame_from_file(path)
+    want = calibrate_frame(frame, match_light(frame, load_masters(str(site.masters_dir))),
+                           gain=1.5, readnoise=9.0)
+    assert str(result.ccd.unit) == "electron"
+    with fits.open(result.output) as hdul:
+        np.testing.assert_array_equal(hdul[0].data, want.data)
+        np.testing.assert_array_equal(hdul["UNCERT"].data, want.uncertainty.array)
+
+
 def test_bad_arguments(site, tmp_path):
     with pytest.raises(FrameError, match="no such folder"):
         FolderWatcher(tmp_path / "nope", site.out)
