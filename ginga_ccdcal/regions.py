@@ -8,9 +8,9 @@ Two conventions are read:
   overscan rows) and ``OSCANST`` (its first 1-based column or row); the
   overscan runs to the edge and the rest is the imaging area.
 
-The overscan is subtracted row by row (its median along the overscan axis,
-as ``ccdproc.subtract_overscan(median=True)`` does), then the frame is
-trimmed to the imaging area.
+The overscan's median along its axis, smoothed by a straight-line fit, is
+subtracted (as ``ccdproc.subtract_overscan`` with a ``Polynomial1D(1)``
+model does), then the frame is trimmed to the imaging area.
 """
 
 from dataclasses import dataclass
@@ -98,15 +98,30 @@ def find_regions(header, shape):
     return Regions(overscan, trim, axis, source)
 
 
-def apply_regions(data, regions):
-    """Subtract the overscan (median per row or column) and trim.
+def apply_regions(data, regions, degree=1):
+    """Subtract the overscan level and trim to the imaging area.
+
+    The overscan is reduced to one median per row (or column), and a
+    polynomial of ``degree`` is fitted along them, as
+    ``ccdproc.subtract_overscan(median=True, model=Polynomial1D(degree))``
+    does: a narrow overscan has few pixels per row, and subtracting each
+    row's own median would print its read noise into the frame as stripes.
+    ``degree=None`` subtracts the row medians as they are.
 
     Returns a new float32 array of the imaging area.
     """
     data = np.asarray(data, dtype=np.float32)
-    level = np.median(data[regions.overscan], axis=regions.axis, keepdims=True)
+    level = np.median(data[regions.overscan], axis=regions.axis)
+    if degree is not None and level.size > degree + 1:
+        position = np.arange(level.size, dtype=np.float64)
+        level = np.polyval(np.polyfit(position, level.astype(np.float64), degree),
+                           position).astype(np.float32)
     if regions.axis == 1:
-        level = level[regions.trim[0]]
+        # One level per row of the overscan strip, which spans the rows
+        # of the imaging area.
+        start = regions.trim[0].start - regions.overscan[0].start
+        level = level[start:start + data[regions.trim].shape[0], None]
     else:
-        level = level[:, regions.trim[1]]
+        start = regions.trim[1].start - regions.overscan[1].start
+        level = level[None, start:start + data[regions.trim].shape[1]]
     return data[regions.trim] - level
