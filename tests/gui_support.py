@@ -20,7 +20,10 @@ from ginga_ccdcal.plugins.common import get_session
 from ginga_ccdcal.viewer import PLUGIN_NAMES, create_viewer, current_viewer
 
 
-#: Where the tests save the screenshots shown in the documentation.
+#: Where the tests save the screenshots shown in the documentation when
+#: the environment variable CCDCAL_UPDATE_SCREENSHOTS is set (otherwise
+#: they go to the test's temporary folder, so a test run changes no
+#: tracked file).
 SCREENSHOT_DIR = pathlib.Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 #: Seconds a GUI test waits for background work before failing.
@@ -35,8 +38,9 @@ class GuiDriver:
     viewer : ginga_ccdcal.viewer.RunningViewer
     """
 
-    def __init__(self, viewer):
+    def __init__(self, viewer, tmp_path):
         self.viewer = viewer
+        self.tmp_path = tmp_path
         self.fv = viewer.fv
         self._errors_seen = len(viewer.logged_errors)
 
@@ -127,8 +131,10 @@ class GuiDriver:
                          if isinstance(w, Widgets.TextArea))
 
     def screenshot(self, name):
-        """Save the main window to ``docs/screenshots/<name>.png``."""
-        path = SCREENSHOT_DIR / f"{name}.png"
+        """Save the main window to ``<name>.png`` (see `SCREENSHOT_DIR`)."""
+        folder = SCREENSHOT_DIR if os.environ.get("CCDCAL_UPDATE_SCREENSHOTS") \
+            else self.tmp_path
+        path = folder / f"{name}.png"
         self.viewer.screenshot(str(path))
         return path
 
@@ -198,8 +204,8 @@ def gui_session():
 
 
 @pytest.fixture
-def gui(gui_session):
+def gui(gui_session, tmp_path):
     """A `GuiDriver` on the session viewer, reset after the test."""
-    driver = GuiDriver(gui_session)
+    driver = GuiDriver(gui_session, tmp_path)
     yield driver
     driver.reset()

@@ -183,7 +183,11 @@ def test_a_folder_that_does_not_exist_gives_a_message(gui, tmp_path):
 
 
 def test_sample_night_screenshot(gui, sample_night_dir, tmp_path):
-    browser = gui.open_night(sample_night_dir, output=tmp_path / "out")
+    # a copy: showing a frame makes Ginga's Thumbs plugin write a .thumbs
+    # folder beside it, and the session's sample night must stay as made
+    raw = tmp_path / "raw"
+    shutil.copytree(sample_night_dir, raw)
+    browser = gui.open_night(raw, output=tmp_path / "out")
     light = gui.session.frames("light")[0].path
     gui.select_row(browser.w.tree, browser.path_of(light))
     gui.wait_for(lambda: gui.channel_image("Image") is not None, "the light to load")
@@ -191,6 +195,11 @@ def test_sample_night_screenshot(gui, sample_night_dir, tmp_path):
     counts = {label: texts[1] for label, (texts, _) in tree_rows(browser.w.tree).items()}
     assert counts == {"frametype = bias": "10", "frametype = dark": "20",
                       "frametype = flat": "10", "frametype = light": "38"}
+    # show the whole structure: calibration groups folded, darks open
+    tree = browser.w.tree
+    for label in ("frametype = bias", "frametype = flat", "frametype = light"):
+        tree.get_widget().collapseItem(tree._path_to_item([label]))
+    tree.get_widget().scrollToTop()
     gui.fv.ds.raise_tab("CCD Browser")
     path = gui.screenshot("ccd_browser")
     assert path.stat().st_size > 10000
