@@ -13,6 +13,8 @@ for each method, checks that their outputs agree, and prints a table:
   read and one conversion per file) plus a single ``np.mean(axis=0)`` --
   the least any combine of these files has to do; ``ours/floor`` compares
   our time with it;
+* ``ours cpu s`` / ``cpu/floor cpu``: the same in CPU time summed over
+  threads, which other processes on a busy machine disturb much less;
 * ``peak``: peak increase of resident memory during the first call (see
   ``_common.PeakRSS``; large allocations are forced to ``mmap`` so that
   freed memory leaves RSS and each call is measured on its own);
@@ -111,18 +113,29 @@ def run_ours(paths, method, kwargs, mem_limit):
     return combine(paths, method, mem_limit=mem_limit, **kwargs).data
 
 
-def measure(func, *args, repeat=1):
-    """Result, best wall time of ``repeat`` calls, peak memory of the first."""
-    with PeakRSS() as peak:
-        t0 = time.perf_counter()
+class Timing:
+    """Best wall time and CPU time (all threads) over repeated calls."""
+
+    def __init__(self):
+        self.wall = self.cpu = float("inf")
+
+    def __call__(self, func, *args):
+        w0, c0 = time.perf_counter(), time.process_time()
         result = func(*args)
-        best = time.perf_counter() - t0
+        self.wall = min(self.wall, time.perf_counter() - w0)
+        self.cpu = min(self.cpu, time.process_time() - c0)
+        return result
+
+
+def measure(func, *args, repeat=1):
+    """Result, `Timing` of ``repeat`` calls, peak memory of the first."""
+    timing = Timing()
+    with PeakRSS() as peak:
+        result = timing(func, *args)
     for _ in range(repeat - 1):
         del result
-        t0 = time.perf_counter()
-        result = func(*args)
-        best = min(best, time.perf_counter() - t0)
-    return result, best, peak
+        result = timing(func, *args)
+    return result, timing, peak
 
 
 def compare(ours, theirs):
@@ -202,13 +215,16 @@ def main(argv=None):
                                 repeat=args.repeat)
         memory_method = p_ours.method
         row = dict(size=f"{args.size}x{args.size}", frames=args.frames,
-                   method=name, ours=t_ours, floor=t_floor,
-                   ratio_floor=t_ours / t_floor, peak_ours=p_ours.bytes,
+                   method=name, ours=t_ours.wall, floor=t_floor.wall,
+                   ratio_floor=t_ours.wall / t_floor.wall,
+                   cpu_ours=t_ours.cpu, cpu_ratio=t_ours.cpu / t_floor.cpu,
+                   peak_ours=p_ours.bytes,
                    bounded="yes" if p_ours.bytes <= mem_limit else "NO")
         if theirs is not None:
             diff, agree = compare(ours, theirs)
             all_agree &= agree
-            row.update(ccdproc=t_theirs, speedup=t_theirs / t_ours,
+            row.update(ccdproc=t_theirs.wall,
+                       speedup=t_theirs.wall / t_ours.wall,
                        peak_ccdproc=p_theirs.bytes, diff=diff,
                        agree="yes" if agree else "NO")
         rows.append(row)
@@ -220,6 +236,7 @@ def main(argv=None):
         ("ccdproc", "ccdproc s", ".2f"), ("ours", "ours s", ".3f"),
         ("speedup", "speedup", ".1f"), ("floor", "floor s", ".3f"),
         ("ratio_floor", "ours/floor", ".2f"),
+        ("cpu_ours", "ours cpu s", ".3f"), ("cpu_ratio", "cpu/floor cpu", ".2f"),
         ("peak_ccdproc", "ccdproc peak", format_bytes),
         ("peak_ours", "ours peak", format_bytes),
         ("bounded", "<=mem_limit", "s"),
@@ -229,6 +246,8 @@ def main(argv=None):
     print(f"peak memory: {memory_method}"
           + ("; glibc mmap threshold fixed at 128 KiB" if malloc_fixed else ""))
     print("floor: read every frame into a float32 stack + np.mean(axis=0)")
+    print("cpu: process CPU time of all threads (less sensitive than wall "
+          "time to other processes on a shared machine)")
     print(f"times: best of {args.repeat} for ours and the floor, of "
           f"{args.ccdproc_repeat} for ccdproc; load average after: "
           f"{os.getloadavg()[0]:.2f}")
