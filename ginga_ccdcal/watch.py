@@ -219,14 +219,16 @@ class FolderWatcher:
         file handled.
     on_event : callable, optional
         ``on_event(text)`` for messages about the watcher itself (what it
-        watches, masters reloaded, fallback to polling); worker or
-        observer thread.
+        watches, masters reloaded, fallback to polling); called from
+        `start`'s thread or the worker thread.
     poll : bool
         Poll the folder every ``poll_interval`` seconds instead of using
         the operating system's notifications (network drives).
     poll_interval : float
         Seconds between polls; also how long a file must stay unchanged to
-        count as complete when no "closed" event says so.
+        count as complete when no "closed" event says so.  Polling thus
+        adds one to two intervals to the latency (a file may be
+        preallocated by a network copy, so its size alone proves nothing).
     settle : float
         Seconds a file may stay unreadable and unchanged before it is
         reported as a problem.
