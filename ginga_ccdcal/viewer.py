@@ -163,13 +163,16 @@ class RunningViewer:
             return
         self.closed = True
         try:
-            self.fv.stop()
+            # the user may have quit already (File > Quit stops the shell)
+            if not self.fv.ev_quit.is_set():
+                self.fv.stop()
         finally:
             listener = getattr(self.rv, "_gui_log_listener", None)
             if listener is not None:
                 listener.stop()
                 self.rv._gui_log_listener = None
-            self.window.hide()
+            if self.fv.w.root is not None:
+                self.window.hide()
             self.fv.app.process_events()
             _current = None
 

@@ -44,8 +44,6 @@ Settings live in ``plugin_CCDMasters.cfg`` in Ginga's settings folder:
 * ``channel`` (``"Masters"``): channel the masters open in.
 """
 
-import os
-
 from ginga import GingaPlugin
 from ginga.gw import Widgets
 
