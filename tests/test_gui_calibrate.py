@@ -174,7 +174,10 @@ def test_products_and_broken_files_are_refused_politely(gui, night, tmp_path):
     gone = tmp_path / "gone.fits"
     shutil.copy(light, gone)
     gui.fv.load_file(str(gone), chname="Image")
-    plugin.redo()
+    # the plugin follows the channel: a new image, a new match
+    gui.wait_for(lambda: plugin.w.frame.get_text().startswith("gone.fits: light"),
+                 "the plugin to pick up the newly shown frame")
+    assert plugin.w.calibrate.get_enabled()
     os.remove(gone)
     gui.click(plugin.w.calibrate)
     gui.wait_idle(plugin)
