@@ -55,6 +55,12 @@ class MasterFrame:
     def name(self):
         return os.path.basename(self.path)
 
+    @property
+    def version(self):
+        """Which build of this master: frames and time, e.g. ``'10 frames, 09:12:03'``."""
+        made = str((self.header or {}).get("CCDCALDT", ""))
+        return f"{self.n_frames} frames" + (f", made {made[11:19]}" if made else "")
+
     def describe(self):
         """One line for lists: ``'dark 30 s (10 frames, bias-subtracted)'``."""
         bits = [self.kind]
@@ -287,10 +293,17 @@ def _master_header(frames, kind, options, result, regions=None):
     return header
 
 
+def _replaces(path, overwrite):
+    """Whether ``overwrite`` (True/False, or a set of paths) covers ``path``."""
+    if isinstance(overwrite, bool):
+        return overwrite
+    return os.path.abspath(path) in {os.path.abspath(p) for p in overwrite}
+
+
 def _write_master(path, data, header, overwrite, report):
     try:
         write_fits(path, data.astype(np.float32, copy=False), header,
-                   overwrite=overwrite)
+                   overwrite=_replaces(path, overwrite))
     except OutputExists:
         report.problems.append(f"{path}: exists and was kept (overwrite to rebuild)")
     master = master_from_file(path)
@@ -300,7 +313,7 @@ def _write_master(path, data, header, overwrite, report):
 
 def _existing(path, overwrite, report):
     """Reuse a master already on disk unless asked to rebuild it."""
-    if overwrite or not os.path.exists(path):
+    if _replaces(path, overwrite) or not os.path.exists(path):
         return None
     master = master_from_file(path)
     if master is not None:
@@ -534,6 +547,9 @@ def build_masters(frames, out_dir, options=None, *, overwrite=False,
     out_dir : str
         Where the masters are written (created if needed).  Masters
         already there are reused unless ``overwrite``.
+    overwrite : bool or set of str
+        Rebuild every master that exists, or only those at these paths
+        (how the watch mode refreshes stale masters).
     options : MasterOptions, optional
     progress, cancel
         See `ginga_ccdcal.progress`; progress runs from 0 to 1 over all

@@ -16,6 +16,7 @@ dark
        scaling down also shrinks their noise);
     3. a dark that still contains the bias is never scaled: scaling would
        scale the bias too.
+
     A temperature difference larger than the tolerance is a warning.
 flat
     the master flat of the same filter (case and spaces ignored) and setup.
@@ -87,7 +88,7 @@ class MatchResult:
             if choice.role == "bias" and not choice and self.bias_in_dark:
                 lines.append("bias: included in the dark (dark not bias-subtracted)")
                 continue
-            name = choice.master.name if choice else "NONE"
+            name = f"{choice.master.name} ({choice.master.version})" if choice else "NONE"
             lines.append(f"{choice.role}: {name} - {choice.reason}")
             lines.extend(f"  warning: {w}" for w in choice.warnings)
         return lines

@@ -109,5 +109,6 @@ def test_describe_names_every_step():
     masters = [BIAS, master("dark", 120.0, name="/m/master_dark_120s.fits"),
                master("flat", 10.0, "R", name="/m/master_flat_R.fits")]
     lines = match_light(light(), masters).describe()
-    assert lines[1].startswith("dark: master_dark_120s.fits - scaled")
-    assert lines[2] == "flat: master_flat_R.fits - filter R"
+    # Each master is named with its version (frames combined, build time).
+    assert lines[1].startswith("dark: master_dark_120s.fits (5 frames) - scaled")
+    assert lines[2] == "flat: master_flat_R.fits (5 frames) - filter R"
