@@ -28,7 +28,7 @@ _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
 
 
 def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
-                    readnoise=None, notes=None):
+                    readnoise=None, notes=None, on_step=None):
     """Calibrate ``frame`` with the masters in ``match``.
 
     Parameters
@@ -54,6 +54,11 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
     notes : list, optional
         Sentences about the raw pixels (undefined, saturated) are appended
         here, as well as to the output's HISTORY.
+    on_step : callable, optional
+        ``on_step(role, data, choice)`` with a copy of the frame after each
+        step: ``'raw'`` (after any overscan and trim, ``choice`` None),
+        then ``'bias'``, ``'dark'``, ``'flat'`` as they are applied
+        (`ginga_ccdcal.steps` shows them side by side).
 
     Returns
     -------
@@ -90,6 +95,8 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
         provenance.add_history(header, "overscan: " + regions.describe())
         steps.append("overscan")
+    if on_step is not None:
+        on_step("raw", data.copy(), None)
     for choice in (match.bias, match.dark, match.flat):
         if not choice:
             continue
@@ -129,6 +136,8 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
                                  reason=choice.reason)
         for warning in choice.warnings:
             provenance.add_history(header, f"warning: {warning}")
+        if on_step is not None:
+            on_step(choice.role, data.copy(), choice)
     for role in match.missing:
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
     for warning in warnings:

@@ -1,0 +1,108 @@
+"""The calibration of one light, step by step, for teaching.
+
+`calibration_steps` runs the same `~ginga_ccdcal.calibrate.calibrate_frame`
+as everything else and keeps the frame after each step, with one sentence
+saying what that step removed: the bias level, the dark current, the
+flat's vignetting.  The Calibrate plugin's "Show steps" puts them side by
+side with the same cut levels.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calibrate import calibrate_frame
+from .masters import master_data
+
+__all__ = ["Step", "calibration_steps", "common_cuts"]
+
+
+@dataclass
+class Step:
+    """The frame after one step and what the step did."""
+
+    role: str        # 'raw', 'bias', 'dark' or 'flat'
+    title: str       # 'raw', '- bias', '- dark', '/ flat'
+    data: object     # 2-D float32 array
+    note: str        # one line for people
+
+
+_TITLES = {"raw": "raw", "bias": "- bias", "dark": "- dark", "flat": "/ flat"}
+
+
+def _note(role, data, choice, frame, gain):
+    if role == "raw":
+        return f"raw frame: median {np.nanmedian(data):.0f} ADU"
+    master = master_data(choice.master)
+    if choice.cutout:
+        master = master[choice.cutout]
+    if role == "bias":
+        return f"bias removed: level {np.nanmedian(master):.1f} ADU"
+    if role == "dark":
+        rate = float(np.nanmedian(master)) / choice.master.exptime if choice.master.exptime else 0.0
+        removed = rate * choice.scale * choice.master.exptime
+        text = f"dark removed: {removed:.1f} ADU"
+        if gain:
+            text += f", dark current {rate * gain:.3g} e-/s/px"
+        else:
+            text += f", dark current {rate:.3g} ADU/s/px"
+        if choice.scale != 1.0:
+            text += f" (master scaled x{choice.scale:.3g})"
+        return text
+    from .characterise import measure_vignetting
+    lost, _ = measure_vignetting(master)
+    return f"flat divided: vignetting {100 * lost:.0f}% in the darkest corner"
+
+
+def calibration_steps(frame, match, *, gain=None, **kwargs):
+    """The frame after each calibration step, with what each step removed.
+
+    Parameters
+    ----------
+    frame : `~ginga_ccdcal.scan.Frame`
+    match : `~ginga_ccdcal.match.MatchResult`
+    gain : float, optional
+        e-/ADU, to give the dark current in electrons; taken from the
+        header's GAIN/EGAIN when not given.
+    **kwargs
+        Passed to `~ginga_ccdcal.calibrate.calibrate_frame`.
+
+    Returns
+    -------
+    list of Step
+        Raw first; then one step per master applied.  The last step's data
+        equals what `calibrate_frame` returns.
+    """
+    if gain is None:
+        for key in ("EGAIN", "GAIN"):
+            value = frame.header.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                # N.I.N.A.'s GAIN is a camera setting, not e-/ADU: EGAIN first.
+                gain = float(value)
+                break
+    steps = []
+
+    def keep(role, data, choice):
+        steps.append(Step(role, _TITLES[role], data, _note(role, data, choice, frame, gain)))
+
+    calibrate_frame(frame, match, on_step=keep, **kwargs)
+    return steps
+
+
+def common_cuts(steps, low=1.0, high=99.5):
+    """Cut levels that show the sky in every step alike.
+
+    The levels come from the last (calibrated) step; the earlier ones are
+    offset by their own median difference, so the same contrast shows what
+    each step changed rather than the bias level that dominates the raw
+    frame.
+
+    Returns
+    -------
+    list of (float, float)
+    """
+    final = steps[-1].data
+    lo, hi = np.nanpercentile(final, [low, high])
+    centre = np.nanmedian(final)
+    return [(lo + np.nanmedian(s.data) - centre, hi + np.nanmedian(s.data) - centre)
+            for s in steps]
