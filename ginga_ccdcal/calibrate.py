@@ -24,11 +24,11 @@ from .safe_write import write_fits
 
 __all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
 
-_STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F"}
+_STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F", "cosmics": "C"}
 
 
 def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
-                    readnoise=None, notes=None, on_step=None):
+                    readnoise=None, cosmics=False, notes=None, on_step=None):
     """Calibrate ``frame`` with the masters in ``match``.
 
     Parameters
@@ -51,6 +51,11 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         uncertainty (photon noise of the calibrated signal plus read noise,
         as ``ccdproc.create_deviation`` computes it; the masters' own noise
         is not propagated).  Needs ``gain``.
+    cosmics : bool
+        Remove cosmic rays from the calibrated frame with L.A.Cosmic
+        (``ccdproc.cosmicray_lacosmic``, i.e. astroscrappy), using the gain
+        and read noise given or found in the header (GAIN/EGAIN, RDNOISE).
+        The cleaned pixels are counted in CRCLEAN.
     notes : list, optional
         Sentences about the raw pixels (undefined, saturated) are appended
         here, as well as to the output's HISTORY.
@@ -138,6 +143,10 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             provenance.add_history(header, f"warning: {warning}")
         if on_step is not None:
             on_step(choice.role, data.copy(), choice)
+    if cosmics:
+        cleaned = _clean_cosmic_rays(data, header, gain, readnoise)
+        steps.append("cosmics")
+        header["CRCLEAN"] = (cleaned, "pixels cleaned of cosmic rays (L.A.Cosmic)")
     for role in match.missing:
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
     for warning in warnings:
@@ -161,24 +170,46 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
                                                 + np.float32(readnoise) ** 2))
         header["RDNOISE"] = (float(readnoise), "read noise used for the uncertainty, e-")
     header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
-                         "O overscan, T trim, B bias, D dark, F flat")
+                         "O overscan, T trim, B bias, D dark, F flat, C cosmics")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {frame.path}")
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
 
 
+def _header_number(header, keys):
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
+def _clean_cosmic_rays(data, header, gain, readnoise):
+    """L.A.Cosmic on ``data`` (ADU) in place; returns the pixels cleaned."""
+    from ccdproc import cosmicray_lacosmic
+    if not isinstance(gain, (int, float)):
+        gain = _header_number(header, ("EGAIN", "GAIN")) or 1.0
+    readnoise = readnoise or _header_number(header, ("RDNOISE", "READNOIS")) or 6.5
+    provenance.add_history(header, f"cosmic rays: L.A.Cosmic with gain {gain:g} e-/ADU, "
+                           f"read noise {readnoise:g} e-")
+    ccd = cosmicray_lacosmic(CCDData(np.nan_to_num(data, nan=0.0), unit=u.adu),
+                             gain=gain * u.electron / u.adu,
+                             readnoise=readnoise * u.electron, gain_apply=False)
+    # Keep undefined pixels undefined; take the cleaned values elsewhere.
+    defined = np.isfinite(data)
+    data[defined] = ccd.data[defined]
+    return int(np.count_nonzero(ccd.mask & defined))
+
+
 def _gain_value(frame, header, gain):
     if gain != "header":
         return float(gain)
-    for key in ("GAIN", "EGAIN"):
-        if key in header:
-            try:
-                return float(header[key])
-            except (TypeError, ValueError):
-                pass
-    raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
-                           "header has no GAIN or EGAIN")
+    value = _header_number(header, ("GAIN", "EGAIN"))
+    if value is None:
+        raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
+                               "header has no GAIN or EGAIN")
+    return value
 
 
 def output_path(frame, out_dir, raw_root=None):
@@ -204,9 +235,11 @@ def output_path(frame, out_dir, raw_root=None):
 
 
 def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        strict=False, gain=None, dark_scale="exposure", readnoise=None,
-                        notes=None):
+                        **options):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
+
+    ``options`` are those of `calibrate_frame`; an uncertainty, when
+    asked for, goes into an ``UNCERT`` extension.
 
     Returns
     -------
@@ -221,8 +254,7 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, strict=strict, gain=gain, dark_scale=dark_scale,
-                          readnoise=readnoise, notes=notes)
+    ccd = calibrate_frame(frame, match, **options)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

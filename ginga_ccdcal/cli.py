@@ -75,6 +75,12 @@ def cmd_scan(args):
     return EXIT_OK if result.frames else EXIT_FAILED
 
 
+def _calibration(args):
+    """How to calibrate lights, from the options `_add_calibration_options` made."""
+    return dict(strict=args.strict, gain=args.gain, dark_scale=args.dark_scale,
+                readnoise=args.readnoise, cosmics=args.cosmics)
+
+
 def _options(args):
     from .masters import MasterOptions
     options = MasterOptions()
@@ -135,9 +141,7 @@ def cmd_calibrate(args):
           for f in not_light), prefix="note: ")
     bar = ProgressBar("calibrate", not args.quiet)
     report = calibrate_lights(lights, masters, args.out, overwrite=args.overwrite,
-                              strict=args.strict, gain=args.gain,
-                              dark_scale=args.dark_scale, readnoise=args.readnoise,
-                              progress=bar)
+                              progress=bar, **_calibration(args))
     bar.close()
     return _print_calibration(report, [str(p) for p in scanned.problems])
 
@@ -159,10 +163,7 @@ def cmd_reduce(args):
     bar = ProgressBar("reduce", not args.quiet)
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
-                         strict=args.strict, gain=args.gain,
-                         dark_scale=args.dark_scale, readnoise=args.readnoise,
-                         aliases=_aliases(args),
-                         progress=bar)
+                         aliases=_aliases(args), progress=bar, **_calibration(args))
     bar.close()
     counts = night.scan.counts()
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
@@ -186,8 +187,7 @@ def cmd_watch(args):
     watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
                             on_event=lambda text: print(f"watch: {text}", flush=True),
                             poll=args.poll, existing=not args.new_only,
-                            strict=args.strict, gain=args.gain,
-                            dark_scale=args.dark_scale, aliases=_aliases(args))
+                            aliases=_aliases(args), **_calibration(args))
     print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
     with watcher:
         try:
@@ -259,6 +259,8 @@ def _add_calibration_options(p):
     p.add_argument("--readnoise", metavar="ELECTRONS", type=float,
                    help="write a per-pixel uncertainty (UNCERT extension) from this "
                         "read noise and the photon noise; needs --gain")
+    p.add_argument("--cosmics", action="store_true",
+                   help="remove cosmic rays from the calibrated lights (L.A.Cosmic)")
 
 
 def build_parser():

@@ -62,8 +62,7 @@ def _complete(path):
 
 
 def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
-                     strict=False, gain=None, dark_scale="exposure", readnoise=None,
-                     progress=None, cancel=None):
+                     progress=None, cancel=None, **options):
     """Calibrate many lights; one bad light never stops the others.
 
     Parameters
@@ -75,8 +74,9 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
         Recalibrate lights whose output exists (otherwise they are skipped).
-    strict, gain, dark_scale, readnoise
-        See `~ginga_ccdcal.calibrate.calibrate_frame`.
+    **options
+        ``strict``, ``gain``, ``dark_scale``, ``readnoise``, ``cosmics``:
+        see `~ginga_ccdcal.calibrate.calibrate_frame`.
 
     Returns
     -------
@@ -100,9 +100,8 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
                 redo = overwrite or os.path.exists(target)
                 notes = []
                 path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
-                                              overwrite=redo, strict=strict,
-                                              gain=gain, dark_scale=dark_scale,
-                                              readnoise=readnoise, notes=notes)
+                                              overwrite=redo, notes=notes,
+                                              **options)
                 result.written.append(path)
                 result.warnings.extend(f"{light.path}: {note}" for note in notes)
             except (FrameError, CcdcalError) as exc:
@@ -112,8 +111,8 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
-                 overwrite=False, strict=False, gain=None, dark_scale="exposure",
-                 readnoise=None, aliases=None, progress=None, cancel=None):
+                 overwrite=False, aliases=None, progress=None, cancel=None,
+                 **calibration):
     """Reduce a night: masters from its calibration frames, then every light.
 
     Parameters
@@ -127,13 +126,15 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     options : `~ginga_ccdcal.masters.MasterOptions`, optional
     overwrite : bool
         Rebuild masters and recalibrate lights that already exist.
-    strict, gain, dark_scale, readnoise
-        See `~ginga_ccdcal.calibrate.calibrate_frame`.
     aliases : dict, optional
         The user's type and filter spellings (`classify.load_aliases`).
     progress, cancel
         See `ginga_ccdcal.progress`; ``progress`` receives
         ``(done, total, message)`` with the message naming the stage.
+    **calibration
+        How to calibrate the lights (``strict``, ``gain``, ``dark_scale``,
+        ``readnoise``, ``cosmics``): see
+        `~ginga_ccdcal.calibrate.calibrate_frame`.
 
     Returns
     -------
@@ -165,8 +166,7 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
                                    if m.path not in known]
     lights = [f for f in frames if f.frametype == "light"]
     calibration = calibrate_lights(lights, available, out_dir, raw_root=raw_dir,
-                                   overwrite=overwrite, strict=strict, gain=gain,
-                                   dark_scale=dark_scale, readnoise=readnoise,
+                                   overwrite=overwrite, **calibration,
                                    progress=stage("calibrate"),
                                    cancel=cancel)
     return NightReport(scan, masters, calibration)

@@ -237,7 +237,7 @@ class FolderWatcher:
     existing : bool
         Handle the frames already in the folder at `start` (resume);
         otherwise only new or changed files are.
-    strict, gain, dark_scale, readnoise
+    strict, gain, dark_scale, readnoise, cosmics
         Passed to `ginga_ccdcal.calibrate.calibrate_and_write`; with
         ``strict`` a light lacking a master is a problem, not written.
     aliases : dict, optional
@@ -272,7 +272,8 @@ class FolderWatcher:
     def __init__(self, raw_dir, out_dir, *, masters_dir=None, masters=None,
                  on_result=None, on_event=None, poll=False, poll_interval=0.5,
                  settle=30.0, recursive=True, existing=True, strict=False,
-                 gain=None, dark_scale="exposure", readnoise=None, aliases=None):
+                 gain=None, dark_scale="exposure", readnoise=None, cosmics=False,
+                 aliases=None):
         self.raw_dir = os.path.abspath(os.fspath(raw_dir))
         if not os.path.isdir(self.raw_dir):
             raise FrameError(self.raw_dir, "no such folder")
@@ -290,7 +291,7 @@ class FolderWatcher:
         self.recursive = bool(recursive)
         self.existing = bool(existing)
         self._calibrate_kwargs = dict(strict=strict, gain=gain, dark_scale=dark_scale,
-                                      readnoise=readnoise)
+                                      readnoise=readnoise, cosmics=cosmics)
         self.aliases = aliases
         self.counts = dict.fromkeys(STATUSES, 0)
 

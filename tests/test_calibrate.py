@@ -203,3 +203,27 @@ def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
     np.testing.assert_allclose(back.uncertainty.array, ccd.uncertainty.array, rtol=1e-6)
     with pytest.raises(CalibrationError, match="needs the gain"):
         calibrate_frame(light, match, readnoise=9.0)
+
+
+def test_cosmic_rays_cleaned_on_request(tmp_path):
+    camera = SyntheticCamera(shape=(64, 80), seed=7)
+    raw = tmp_path / "raw"
+    write_night(raw, camera, PLAN[:5] + [{"frametype": "light", "exptime": 300.0,
+                                          "filter": "R", "count": 1, "cosmic_rays": 6,
+                                          "stars": 0}])
+    scan = scan_folder(raw)
+    report = build_masters(scan.frames, tmp_path / "masters")
+    light = scan.of_type("light")[0]
+    match = match_light(light, report.masters)
+    plain = calibrate_frame(light, match)
+    clean = calibrate_frame(light, match, cosmics=True, gain=camera.gain,
+                            readnoise=camera.read_noise)
+    hits = camera.written[light.path].cosmic_ray_mask(plain.shape)
+    assert hits.any()
+    plain_e = plain.data * camera.gain      # the cleaned frame is in electrons
+    sky = np.nanmedian(plain_e)
+    # The hits are gone (back near the sky), the rest is untouched.
+    assert np.all(np.abs(clean.data[hits] - sky) < 0.5 * np.abs(plain_e[hits] - sky))
+    assert clean.header["CRCLEAN"] >= hits.sum() // 2
+    assert clean.header["CALSTAT"].endswith("C")
+    assert np.mean(clean.data[~hits] == plain_e[~hits]) > 0.99
