@@ -14,7 +14,8 @@ import numpy as np
 __all__ = ["FRAME_TYPES", "TYPE_KEYWORDS", "EXPTIME_KEYWORDS",
            "FILTER_KEYWORDS", "normalise_type", "type_from_header",
            "exptime_from_header", "filter_from_header", "temperature_from_header",
-           "binning_from_header", "guess_type_from_data", "load_aliases"]
+           "binning_from_header", "guess_type_from_data", "load_aliases",
+           "save_aliases", "default_aliases_path"]
 
 #: The types every frame ends up as ('unknown' when nothing tells).
 FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
@@ -213,6 +214,40 @@ def guess_type_from_data(data, exptime=None, read_noise_adu=None):
     if level < 10000 and mad <= 1.5 * noise:
         return "bias" if not exptime or exptime < 1 else "dark"
     return "flat"
+
+
+def default_aliases_path():
+    """Where the user's spellings live: beside Ginga's own settings.
+
+    ``$GINGA_HOME/ccdcal_aliases.json`` (``~/.ginga`` by default), so the
+    CCD Browser plugin and the command line share them.
+    """
+    import os
+    home = os.environ.get("GINGA_HOME") or os.path.join(os.path.expanduser("~"), ".ginga")
+    return os.path.join(home, "ccdcal_aliases.json")
+
+
+def save_aliases(aliases, path=None):
+    """Write ``{'type': {...}, 'filter': {...}}`` as JSON (atomically).
+
+    Returns the path written.
+    """
+    import json
+    import os
+    import tempfile
+    path = path or default_aliases_path()
+    clean = {"type": dict(aliases.get("type", {})), "filter": dict(aliases.get("filter", {}))}
+    bad = sorted(v for v in clean["type"].values() if v not in FRAME_TYPES)
+    if bad:
+        from .errors import CcdcalError
+        raise CcdcalError(f"unknown frame type(s) {', '.join(bad)}; use one of "
+                          f"{', '.join(FRAME_TYPES[:4])}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as stream:
+        json.dump(clean, stream, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path
 
 
 def load_aliases(path):

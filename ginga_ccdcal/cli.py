@@ -46,8 +46,13 @@ def _say(lines, stream=None, prefix=""):
 
 
 def _aliases(args):
-    from .classify import load_aliases
-    return load_aliases(args.aliases) if getattr(args, "aliases", None) else None
+    """--aliases, else the file the CCD Browser keeps beside Ginga's settings."""
+    import os
+    from .classify import default_aliases_path, load_aliases
+    path = getattr(args, "aliases", None)
+    if not path and os.path.exists(default_aliases_path()):
+        path = default_aliases_path()
+    return load_aliases(path) if path else None
 
 
 def _scan(args, bar):
@@ -273,7 +278,8 @@ def build_parser():
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--aliases", metavar="JSON",
                         help="your own IMAGETYP/FILTER spellings, e.g. "
-                             '{"type": {"calib-z": "bias"}, "filter": {"Halpha": "Ha"}}')
+                             '{"type": {"calib-z": "bias"}, "filter": {"Halpha": "Ha"}}; '
+                             "default: ~/.ginga/ccdcal_aliases.json, kept by the CCD Browser")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("scan", help="show a folder's frames grouped by header values")

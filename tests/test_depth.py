@@ -166,3 +166,19 @@ def test_subframe_uses_cutout_of_full_frame_masters(tmp_path):
     fits.PrimaryHDU(sub, header).writeto(tmp_path / "sub.fits", overwrite=True)
     light = scan_folder(tmp_path, recursive=False).frames[0]
     assert match_light(light, report.masters).missing == ["bias", "dark", "flat"]
+
+
+def test_aliases_file_beside_ginga_settings_is_the_default(tmp_path, monkeypatch, capsys):
+    from ginga_ccdcal.classify import default_aliases_path, save_aliases
+    monkeypatch.setenv("GINGA_HOME", str(tmp_path / "ginga-home"))
+    camera = SyntheticCamera((20, 20), seed=5)
+    paths = write_night(tmp_path / "raw", camera, [("bias", 0.0, None, 2)])
+    for path in paths:
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["IMAGETYP"] = "calib-z"
+    assert main(["-q", "scan", str(tmp_path / "raw")]) == 0
+    assert "frametype = bias" not in capsys.readouterr().out
+    written = save_aliases({"type": {"calib-z": "bias"}})
+    assert written == default_aliases_path()
+    assert main(["-q", "scan", str(tmp_path / "raw")]) == 0
+    assert "frametype = bias  (2 frames)" in capsys.readouterr().out
