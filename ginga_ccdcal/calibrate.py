@@ -170,7 +170,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
                                                 + np.float32(readnoise) ** 2))
         header["RDNOISE"] = (float(readnoise), "read noise used for the uncertainty, e-")
     header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
-                         "O overscan, T trim, B bias, D dark, F flat, C cosmics")
+                         "O oscan, T trim, B bias, D dark, F flat, C CR")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {frame.path}")

@@ -192,7 +192,8 @@ def cmd_watch(args):
     watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
                             on_event=lambda text: print(f"watch: {text}", flush=True),
                             poll=args.poll, existing=not args.new_only,
-                            aliases=_aliases(args), **_calibration(args))
+                            aliases=_aliases(args), rebuild_masters=args.live_masters,
+                            **_calibration(args))
     print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
     with watcher:
         try:
@@ -324,6 +325,9 @@ def build_parser():
                    help="poll instead of file-system notifications (network drives)")
     p.add_argument("--new-only", action="store_true",
                    help="ignore the frames already in the folder")
+    p.add_argument("--live-masters", action="store_true",
+                   help="rebuild masters when new bias/dark/flat frames arrive; later "
+                        "lights use the new ones")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
     _add_calibration_options(p)

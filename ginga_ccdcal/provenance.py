@@ -11,9 +11,12 @@ COMBMETH  average / median / sum, CLIPPED T/F, CLIPLO, CLIPHI (masters)
 BIASSUB   T if the bias was subtracted (darks and flats)
 DARKSUB   T if a dark was subtracted (flats)
 FLATNORM  statistic the flat was normalised by (flats)
-CALSTAT   steps applied to a light: O overscan, T trim, B bias, D dark, F flat
+CALSTAT   steps applied to a light: O overscan, T trim, B bias, D dark,
+          F flat, C cosmic rays cleaned
 BIASFILE  master bias used, BIASSUM its checksum (same for DARK, FLAT)
 DARKSCL   factor the master dark was scaled by
+DARKFIT   T if that factor was fitted to the light
+CRCLEAN   pixels cleaned of cosmic rays
 ========  ==============================================================
 
 Sentences (which files went in, why a master was chosen) go to HISTORY.

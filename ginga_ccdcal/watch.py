@@ -49,10 +49,10 @@ from watchdog.observers.polling import PollingObserver
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
 from .fitsfile import is_fits_name, read_header
-from .masters import MASTER_KINDS, load_masters, stale_masters
+from .masters import MASTER_KINDS, build_masters, load_masters, stale_masters
 from .match import match_light
 from .safe_write import OutputExists, ensure_folder
-from .scan import frame_from_file, is_product
+from .scan import frame_from_file, is_product, scan_folder
 
 __all__ = ["WatchResult", "FolderWatcher", "STATUSES", "RESCAN_INTERVAL"]
 
@@ -240,6 +240,15 @@ class FolderWatcher:
     strict, gain, dark_scale, readnoise, cosmics
         Passed to `ginga_ccdcal.calibrate.calibrate_and_write`; with
         ``strict`` a light lacking a master is a problem, not written.
+    rebuild_masters : bool
+        Live masters: when new bias, dark or flat frames arrive, rebuild the
+        masters they make stale (and build missing ones) in ``masters_dir``
+        before the next light is calibrated, or as soon as the queue is
+        empty.  Lights calibrated after that use the new master, and the
+        result's ``lines`` name each master with its version.  A rebuilt
+        dark does not by itself rebuild the flats made with the old one.
+    master_options : `~ginga_ccdcal.masters.MasterOptions`, optional
+        How live masters are combined.
     aliases : dict, optional
         The user's type and filter spellings (`ginga_ccdcal.classify.load_aliases`).
 
@@ -273,7 +282,7 @@ class FolderWatcher:
                  on_result=None, on_event=None, poll=False, poll_interval=0.5,
                  settle=30.0, recursive=True, existing=True, strict=False,
                  gain=None, dark_scale="exposure", readnoise=None, cosmics=False,
-                 aliases=None):
+                 aliases=None, rebuild_masters=False, master_options=None):
         self.raw_dir = os.path.abspath(os.fspath(raw_dir))
         if not os.path.isdir(self.raw_dir):
             raise FrameError(self.raw_dir, "no such folder")
@@ -294,6 +303,12 @@ class FolderWatcher:
                                       readnoise=readnoise, cosmics=cosmics)
         self.aliases = aliases
         self.counts = dict.fromkeys(STATUSES, 0)
+        if rebuild_masters and self.masters_dir is None:
+            raise CcdcalError("live masters need a masters folder (masters_dir)")
+        self.rebuild_masters = bool(rebuild_masters)
+        self.master_options = master_options
+        self._masters_dirty = False
+        self._scan = None
 
         self._given_masters = list(masters or [])
         self._masters = list(self._given_masters)
@@ -626,12 +641,18 @@ class FolderWatcher:
             stale = [m for m, _ in stale_masters(self._reload_masters(), [frame])]
             lines = [f"{m.name} is older than this {frame.frametype} frame"
                      for m in stale]
+            if self.rebuild_masters:
+                self._masters_dirty = True
+                if self._queue.empty():
+                    lines += self._rebuild()
             return self._result(job, "calibration", t_start, frame=frame,
                                 stale=stale, lines=lines, warnings=warnings)
         target = output_path(frame, self.out_dir, self.raw_dir)
         exists = os.path.exists(target)
         if exists and _complete(target):
             return self._result(job, "exists", t_start, frame=frame, output=target)
+        if self._masters_dirty:
+            warnings.extend(self._rebuild())
         match = match_light(frame, self._reload_masters())
         lines = match.describe()
         warnings.extend(match.warnings)
@@ -657,6 +678,31 @@ class FolderWatcher:
                             warnings=warnings + notes)
 
     # -- masters ------------------------------------------------------------------
+
+    def _rebuild(self):
+        """Rebuild stale masters and build missing ones (worker thread).
+
+        Returns lines about what was done, for the result that triggered it.
+        """
+        self._masters_dirty = False
+        scan = scan_folder(self.raw_dir, previous=self._scan, aliases=self.aliases,
+                           recursive=self.recursive)
+        self._scan = scan
+        frames = [f for f in scan.frames
+                  if not any(f.path.startswith(d) for d in self._excluded)]
+        stale = {m.path for m, _ in stale_masters(self._reload_masters(), frames)}
+        try:
+            report = build_masters(frames, self.masters_dir, self.master_options,
+                                   overwrite=stale)
+        except CcdcalError as exc:
+            self._event(f"masters not rebuilt: {exc}")
+            return [f"masters not rebuilt: {exc}"]
+        self._reload_masters(force=True)
+        made = [m for m in report.masters if m is not None and m not in report.kept]
+        lines = [f"master rebuilt: {m.name} ({m.version})" for m in made]
+        for line in lines + [f"master problem: {p}" for p in report.problems]:
+            self._event(line)
+        return lines
 
     def _reload_masters(self, force=False):
         """The current masters, re-read if the masters folder changed."""

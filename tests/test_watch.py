@@ -455,3 +455,34 @@ def test_bench_watch_quick(tmp_path):
     assert "median" in out and "p95" in out and "worst" in out
     assert "missed: 0" in out and "done twice: 0" in out
     assert "output equals calibrate_frame: yes" in out
+
+
+def test_live_masters_rebuilt_when_new_calibration_frames_arrive(tmp_path):
+    import shutil
+    from ginga_ccdcal.masters import build_masters, load_masters
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+    from ginga_ccdcal.scan import scan_folder
+    from ginga_ccdcal.watch import FolderWatcher
+    camera = SyntheticCamera((32, 40), seed=8)
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    write_night(raw, camera, [("bias", 0.0, None, 3), ("dark", 60.0, None, 3),
+                              ("flat", 5.0, "R", 3)])
+    masters_dir = out / "masters"
+    build_masters(scan_folder(raw).frames, masters_dir)
+    old_dark = next(m for m in load_masters(masters_dir) if m.kind == "dark")
+    results = []
+    with FolderWatcher(raw, out, masters_dir=masters_dir, existing=False,
+                       rebuild_masters=True, on_result=results.append) as watcher:
+        # Two more darks arrive, then a light: it must use a 5-frame dark.
+        extra = write_night(tmp_path / "more", camera, [("dark", 60.0, None, 2),
+                                                        ("light", 60.0, "R", 1)], seed=9)
+        for path in extra:
+            shutil.copy(path, raw / ("new-" + os.path.basename(path)))
+            assert watcher.wait_idle(30)
+    light = next(r for r in results if r.status == "calibrated")
+    dark_line = next(line for line in light.lines if line.startswith("dark:"))
+    assert "(5 frames" in dark_line
+    new_dark = next(m for m in load_masters(masters_dir) if m.kind == "dark")
+    assert new_dark.n_frames == 5 and new_dark.mtime > old_dark.mtime
+    assert any("master rebuilt: master_dark_60s.fits" in line
+               for r in results for line in r.lines)
