@@ -15,7 +15,7 @@ from .fitsfile import read_header
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
 from .progress import check, report
-from .safe_write import ensure_folder
+from .safe_write import ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
 __all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night"]
@@ -157,6 +157,9 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
         raise CcdcalError(f"{raw_dir}: no usable FITS frames found"
                           + (f" ({len(scan.problems)} unreadable)" if scan.problems else ""))
     ensure_folder(masters_dir)
+    # Leftovers of a run that was killed mid-write (never under a final name).
+    for folder in (out_dir, masters_dir):
+        remove_stale_temps(folder)
     masters = build_masters(frames, masters_dir, options or MasterOptions(),
                             overwrite=overwrite, progress=stage("masters"),
                             cancel=cancel)

@@ -14,7 +14,11 @@ from astropy.io import fits
 
 from .errors import CcdcalError
 
-__all__ = ["OutputExists", "write_fits", "ensure_folder"]
+__all__ = ["OutputExists", "write_fits", "ensure_folder", "remove_stale_temps",
+           "TEMP_SUFFIX"]
+
+#: Suffix of the temporary files `write_fits` renames into place.
+TEMP_SUFFIX = ".ccdcal-tmp"
 
 
 class OutputExists(CcdcalError):
@@ -76,7 +80,7 @@ def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=Fa
     ensure_folder(folder)
     hdu = fits.HDUList([fits.PrimaryHDU(data=np.asarray(data), header=header),
                         *extensions])
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".ccdcal-tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as stream:
             hdu.writeto(stream)
@@ -103,3 +107,29 @@ def write_fits(path, data, header=None, *, overwrite=False, protect=(), fsync=Fa
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def remove_stale_temps(folder, older_than=600.0):
+    """Delete temporary files a killed writer left in ``folder``.
+
+    Only our own hidden ``.*.ccdcal-tmp`` files older than ``older_than``
+    seconds are removed (a younger one may belong to a writer still at
+    work).  Returns the paths removed.
+    """
+    import time
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    limit = time.time() - older_than
+    for name in names:
+        if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            path = os.path.join(folder, name)
+            try:
+                if os.path.getmtime(path) < limit:
+                    os.unlink(path)
+                    removed.append(path)
+            except OSError:
+                pass
+    return removed

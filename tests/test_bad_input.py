@@ -632,3 +632,17 @@ def test_five_thousand_tiny_files_scan(tmp_path):
     # A rescan with nothing changed reuses every frame it had.
     again = scan_folder(folder, previous=result)
     assert all(a is b for a, b in zip(again.frames, result.frames))
+
+
+def test_stale_temp_files_of_a_killed_run_are_cleared(night, tmp_path):
+    from ginga_ccdcal.safe_write import TEMP_SUFFIX
+    out = tmp_path / "out"
+    (out / "masters").mkdir(parents=True)
+    old = out / f".M13-001R.fit.x1{TEMP_SUFFIX}"
+    young = out / "masters" / f".master_bias.fits.x2{TEMP_SUFFIX}"
+    for path in (old, young):
+        path.write_bytes(b"half a file")
+    os.utime(old, (0, 0))
+    reduce_night(night.path, out)
+    assert not old.exists()
+    assert young.exists()  # may belong to a writer still at work
