@@ -52,7 +52,8 @@ from ..errors import CcdcalError
 from ..group import DEFAULT_GROUP_KEYS, group_frames
 from ..scan import scan_folder
 from .common import (FRAME_TYPES, FolderRow, MessageArea, TaskPanel,
-                     button_row, get_session)
+                     add_close_help, button_row, get_session, panel_box,
+                     plugin_button)
 
 __all__ = ["CCDBrowser", "parse_group_keys", "group_summary", "frame_summary"]
 
@@ -161,9 +162,7 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
 
     # -- GUI -----------------------------------------------------------------
     def build_gui(self, container):
-        top = Widgets.VBox()
-        top.set_border_width(4)
-        top.set_spacing(4)
+        top = panel_box()
 
         self.folder_row = FolderRow("Raw folder:", tooltip="Folder of raw frames; "
                                     "Enter scans it")
@@ -220,10 +219,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
                                     "(kept for rescans)")
         self.w.set_type.add_callback("activated", self.set_type_cb)
         row.add_widget(self.w.set_type, stretch=0)
-        self.w.masters = Widgets.Button("Masters...")
-        self.w.masters.set_tooltip("Open CCD Masters to build masters from this scan")
-        self.w.masters.add_callback("activated", lambda w: self.fv.start_global_plugin(
-            "CCDMasters", raise_tab=True))
+        self.w.masters = plugin_button(self.fv, "Masters...", "CCDMasters",
+                                       "Open CCD Masters to build masters from this scan")
         row.add_widget(Widgets.Label(""), stretch=1)
         row.add_widget(self.w.masters, stretch=0)
         top.add_widget(row, stretch=0)
@@ -231,16 +228,7 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.messages = MessageArea("Messages")
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        btns = Widgets.HBox()
-        btns.set_spacing(3)
-        btn = Widgets.Button("Close")
-        btn.add_callback("activated", lambda w: self.close())
-        btns.add_widget(btn, stretch=0)
-        btn = Widgets.Button("Help")
-        btn.add_callback("activated", lambda w: self.help())
-        btns.add_widget(btn, stretch=0)
-        btns.add_widget(Widgets.Label(""), stretch=1)
-        top.add_widget(btns, stretch=0)
+        add_close_help(self, top)
 
         container.add_widget(top, stretch=1)
         self.gui_up = True

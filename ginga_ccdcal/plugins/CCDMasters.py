@@ -49,7 +49,8 @@ from ginga.gw import Widgets
 
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..safe_write import ensure_folder
-from .common import FolderRow, MessageArea, TaskPanel, button_row, get_session
+from .common import (FolderRow, MessageArea, TaskPanel, add_close_help, button_row,
+                     float_spin, get_session, panel_box, plugin_button)
 
 __all__ = ["CCDMasters"]
 
@@ -85,18 +86,14 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
 
     # -- GUI -----------------------------------------------------------------
     def build_gui(self, container):
-        top = Widgets.VBox()
-        top.set_border_width(4)
-        top.set_spacing(4)
+        top = panel_box()
 
         fr = Widgets.Frame("Frames")
         box = Widgets.VBox()
         self.w.source = Widgets.Label("", halign="left")
         box.add_widget(self.w.source, stretch=0)
-        self.w.open_browser = Widgets.Button("Open CCD Browser")
-        self.w.open_browser.set_tooltip("Scan a folder of raw frames first")
-        self.w.open_browser.add_callback("activated", lambda w: self.fv.start_global_plugin(
-            "CCDBrowser", raise_tab=True))
+        self.w.open_browser = plugin_button(self.fv, "Open CCD Browser", "CCDBrowser",
+                                            "Scan a folder of raw frames first")
         box.add_widget(button_row(self.w.open_browser), stretch=0)
         fr.set_widget(box)
         top.add_widget(fr, stretch=0)
@@ -123,16 +120,10 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         limits = Widgets.HBox()
         limits.set_spacing(4)
         limits.add_widget(Widgets.Label("Clip below"), stretch=0)
-        self.w.clip_low = Widgets.SpinBox(dtype=float)
-        self.w.clip_low.set_limits(0.5, 20.0, 0.5)
-        self.w.clip_low.set_decimals(1)
-        self.w.clip_low.set_value(float(self.settings.get("clip_low")))
+        self.w.clip_low = float_spin(self.settings.get("clip_low"), 0.5, 20.0, 0.5)
         limits.add_widget(self.w.clip_low, stretch=0)
         limits.add_widget(Widgets.Label("above"), stretch=0)
-        self.w.clip_high = Widgets.SpinBox(dtype=float)
-        self.w.clip_high.set_limits(0.5, 20.0, 0.5)
-        self.w.clip_high.set_decimals(1)
-        self.w.clip_high.set_value(float(self.settings.get("clip_high")))
+        self.w.clip_high = float_spin(self.settings.get("clip_high"), 0.5, 20.0, 0.5)
         limits.add_widget(self.w.clip_high, stretch=0)
         limits.add_widget(Widgets.Label("sigma"), stretch=0)
         limits.add_widget(Widgets.Label(""), stretch=1)
@@ -175,16 +166,7 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.messages = MessageArea("Messages", max_height=110)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        btns = Widgets.HBox()
-        btns.set_spacing(3)
-        btn = Widgets.Button("Close")
-        btn.add_callback("activated", lambda w: self.close())
-        btns.add_widget(btn, stretch=0)
-        btn = Widgets.Button("Help")
-        btn.add_callback("activated", lambda w: self.help())
-        btns.add_widget(btn, stretch=0)
-        btns.add_widget(Widgets.Label(""), stretch=1)
-        top.add_widget(btns, stretch=0)
+        add_close_help(self, top)
 
         container.add_widget(top, stretch=1)
         self.gui_up = True

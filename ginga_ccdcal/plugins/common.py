@@ -8,6 +8,8 @@
   runner that does work off the GUI thread and comes back to it.
 * `FolderRow` -- caption, path entry, "Browse..." button.
 * `MessageArea` -- a read-only text area for problems and summaries.
+* `panel_box`, `add_close_help`, `button_row`, `plugin_button`,
+  `float_spin` -- the small widget patterns every plugin panel repeats.
 
 Nothing here does calibration: the work functions handed to `TaskPanel`
 call the GUI-free core.
@@ -26,7 +28,8 @@ from ..masters import load_masters
 from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
-           "FolderRow", "MessageArea", "FRAME_TYPES", "button_row"]
+           "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
+           "add_close_help", "plugin_button", "float_spin"]
 
 #: Frame types the user can assign to a frame.
 FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
@@ -155,6 +158,52 @@ def button_row(*buttons):
         row.add_widget(button, stretch=0)
     row.add_widget(Widgets.Label(""), stretch=1)
     return row
+
+
+def panel_box():
+    """The VBox a plugin panel is built in (the border and spacing all ours use)."""
+    box = Widgets.VBox()
+    box.set_border_width(4)
+    box.set_spacing(4)
+    return box
+
+
+def add_close_help(plugin, box):
+    """Add the "Close" / "Help" row at the bottom of ``box``.
+
+    "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (Ginga shows
+    the plugin module's docstring).  Returns the row.
+    """
+    close = Widgets.Button("Close")
+    close.set_tooltip("Close this plugin")
+    close.add_callback("activated", lambda w: plugin.close())
+    helpb = Widgets.Button("Help")
+    helpb.set_tooltip("How to use this plugin")
+    helpb.add_callback("activated", lambda w: plugin.help())
+    row = button_row(close, helpb)
+    box.add_widget(row, stretch=0)
+    return row
+
+
+def plugin_button(fv, text, name, tooltip=None):
+    """A button that opens (or raises) the global plugin ``name``."""
+    button = Widgets.Button(text)
+    if tooltip:
+        button.set_tooltip(tooltip)
+    button.add_callback("activated",
+                        lambda w: fv.start_global_plugin(name, raise_tab=True))
+    return button
+
+
+def float_spin(value, low, high, step, decimals=1, tooltip=None):
+    """A spin box for a float between ``low`` and ``high``."""
+    spin = Widgets.SpinBox(dtype=float)
+    spin.set_limits(low, high, step)
+    spin.set_decimals(decimals)
+    spin.set_value(float(value))
+    if tooltip:
+        spin.set_tooltip(tooltip)
+    return spin
 
 
 class TaskPanel:
