@@ -63,6 +63,22 @@ def ensure_qt_platform(environ=None):
     return None
 
 
+#: Qt messages that say nothing to a user (the offscreen platform repeats
+#: this one for every window it lays out).
+_QT_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def _filter_qt_messages():
+    """Drop Qt's known-harmless chatter; pass every other message on."""
+    from qtpy import QtCore
+
+    def handler(mode, context, message):
+        if message not in _QT_NOISE:
+            sys.stderr.write(message + "\n")
+
+    QtCore.qInstallMessageHandler(handler)
+
+
 class _ErrorCollector(logging.Handler):
     """Keep the viewer's ERROR log records so callers can check for them."""
 
@@ -217,6 +233,7 @@ def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
         raise RuntimeError("a reference viewer already runs in this process "
                            "(Qt allows one application per process)")
     ensure_qt_platform()
+    _filter_qt_messages()
 
     from ginga.misc import Settings, log
     from ginga.rv import main as rvmain
@@ -340,7 +357,8 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
     Writes the Feder sample night to ``folder/raw`` (unless it is there),
     scans it in the CCD Browser, builds the masters with CCD Masters into
     ``folder/reduced/masters``, opens the first light frame and calibrates
-    it with CCD Calibrate -- the same calls the plugins' buttons make.
+    it with CCD Calibrate, then calibrates the rest of the night ("Calibrate
+    all") -- the same calls the plugins' buttons make.
 
     Parameters
     ----------
@@ -402,6 +420,9 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
         step("calibration", calibrate)
         if calibrate.result_path is None:
             return 1
+        # Then the rest of the night, as the "Calibrate all" button does.
+        calibrate.calibrate_all()
+        step("calibrate all", calibrate)
         if screenshot is None:
             viewer.fv.mainloop()
             return 0
