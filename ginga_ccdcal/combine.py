@@ -358,18 +358,20 @@ def _sort_planes(planes, tmp, outputs, keep_values):
     return planes, tmp
 
 
-def _pad_masked(planes, bad, parity):
-    """Replace excluded values by -inf/+inf, alternating within each pixel.
+def _pad_masked(planes, bad):
+    """Replace excluded values by +inf/-inf, alternating within each pixel.
 
     With ``d`` excluded values at a pixel, ``d // 2`` become -inf and the
     rest +inf.  The valid values then occupy the middle of the sorted
     column, and their median always involves only sorted positions
     ``n//2 - 1`` and ``n//2`` of the full column (see `_pick_median`).
     """
-    parity[:] = False
+    # The value the next excluded entry of each pixel gets: flipped before
+    # each use, so the first is +inf, the second -inf, and so on.
+    pad = np.full(planes[0].shape, -np.inf, dtype=planes[0].dtype)
     for p, b in zip(planes, bad):
-        np.logical_xor(parity, b, out=parity)
-        np.copyto(p, np.where(parity, np.inf, -np.inf), where=b)
+        np.negative(pad, out=pad, where=b)
+        np.copyto(p, pad, where=b)
 
 
 def _pick_median(lo, hi, n, count):
@@ -393,7 +395,7 @@ def _pick_median(lo, hi, n, count):
     return med
 
 
-def _median(planes, tmp, bad, count, parity, keep_values=False):
+def _median(planes, tmp, bad, count, keep_values=False):
     """Per-pixel median over ``planes``, ignoring entries flagged in ``bad``.
 
     ``bad`` is None when nothing is excluded.  Returns ``(median as
@@ -415,7 +417,7 @@ def _median(planes, tmp, bad, count, parity, keep_values=False):
             med += out[n // 2 - 1]
             med *= 0.5
         return med, out, tmp
-    _pad_masked(planes, bad, parity)
+    _pad_masked(planes, bad)
     out, tmp = _sort_planes(planes, tmp, (n // 2 - 1, n // 2), keep_values)
     return _pick_median(out[n // 2 - 1], out[n // 2], n, count), out, tmp
 
@@ -498,8 +500,7 @@ def _clip_bounds(planes, plan, scratch, acc, bad, count, median):
                 np.subtract(p, median, out=d)
                 np.abs(d, out=d)
             dtmp = scratch.get("dtmp", (pix,), np.float64)
-            parity = scratch.get("parity", (pix,), np.bool_)
-            dev = _median(devs, dtmp, bad, count, parity)[0]
+            dev = _median(devs, dtmp, bad, count)[0]
             dev *= MAD_TO_STD
         center = median if plan.center == "median" else mean
         lower = center - plan.low * dev if np.isfinite(plan.low) else None
@@ -592,7 +593,6 @@ def _combine_band(planes, plan, scratch):
     """
     n, pix = plan.n, planes[0].size
     tmp = scratch.get("tmp", (pix,), plan.work_dtype)
-    parity = scratch.get("parity", (pix,), np.bool_)
     clip_mean = plan.sigma_clip and (plan.center == "mean" or plan.dev == "std")
     clip_median = plan.sigma_clip and (plan.center == "median"
                                        or plan.dev == "mad_std")
@@ -613,7 +613,7 @@ def _combine_band(planes, plan, scratch):
     median = None
     if plan.sigma_clip:
         if clip_median:
-            median, planes, tmp = _median(planes, tmp, bad, count, parity,
+            median, planes, tmp = _median(planes, tmp, bad, count,
                                           keep_values=True)
             if bad is not None:
                 # The network moved values between frames within each
@@ -627,19 +627,20 @@ def _combine_band(planes, plan, scratch):
         n_rejected, acc, bad, count = _reject(planes, plan, scratch, acc, bad,
                                               count, lower, upper)
 
-    if plan.method == "median" and median is not None and n_rejected < pix // 4:
+    changed = None
+    if plan.method == "median" and median is not None:
+        changed = np.flatnonzero(count != count_before) if n_rejected else []
+    if changed is not None and 3 * len(changed) < pix:
         # The median of the survivors differs from the clipping center only
         # where something was rejected: recompute it for those pixels alone.
         values = median
-        changed = np.flatnonzero(count != count_before) if n_rejected else []
         if len(changed):
             m = changed.size
             values[changed] = _median(
                 [p[changed] for p in planes], np.empty(m, plan.work_dtype),
-                [b[changed] for b in bad], count[changed],
-                np.empty(m, np.bool_))[0]
+                [b[changed] for b in bad], count[changed])[0]
     elif plan.method == "median":
-        values = _median(planes, tmp, bad, count, parity)[0]
+        values = _median(planes, tmp, bad, count)[0]
     else:
         values = acc
         if plan.method == "average":
