@@ -1,12 +1,18 @@
-"""The shared GUI pieces: background task runner, folder row, message area, session."""
+"""The shared GUI pieces: background task runner, folder row, message area, session,
+button rows, the result channel."""
 
 import threading
 
+import numpy as np
 import pytest
+from astropy.io import fits
 
 from ginga_ccdcal.errors import CcdcalError
 from ginga_ccdcal.plugins.common import (FolderRow, MessageArea, Session,
-                                         TaskPanel, default_output_folder)
+                                         TaskPanel, add_close_help,
+                                         default_output_folder, float_spin,
+                                         panel_box, plugin_button,
+                                         result_channel_name, show_calibrated)
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
@@ -157,3 +163,74 @@ def test_session_defaults_and_callbacks(tmp_path):
 def test_default_output_folder_is_a_sibling(tmp_path):
     assert default_output_folder(str(tmp_path / "night") + "/") == \
         str(tmp_path / "night_reduced")
+
+
+def test_show_calibrated_puts_the_frame_in_the_result_channel(gui, tmp_path):
+    from astropy.nddata import CCDData
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    header = fits.Header({"CALSTAT": "BDF", "OBJECT": "M42"})
+    ccd = CCDData(data, unit="adu", header=header)
+    path = str(tmp_path / "light_007.fits")
+    assert result_channel_name("Image") == "Image_cal"
+    assert result_channel_name("Image_cal") == "Image_cal"
+    image = show_calibrated(gui.fv, ccd, path, result_channel_name("Image"))
+    assert gui.fv.get_channel_info().name == "Image_cal"
+    shown = gui.channel_image("Image_cal")
+    assert shown is image
+    assert np.array_equal(shown.get_data(), data)
+    assert (shown.get("name"), shown.get("path")) == ("light_007_cal", path)
+    assert shown.get_header()["OBJECT"] == "M42"
+    settings = gui.fv.get_channel("Image_cal").viewer.get_settings()
+    assert settings.get("autocut_method") == "zscale"
+    assert settings.get("autocuts") == "override"
+    show_calibrated(gui.fv, ccd, path, "Other_cal", autocut_method="minmax")
+    assert gui.fv.get_channel_info().name == "Other_cal"
+    assert gui.fv.get_channel("Other_cal").viewer.get_settings().get(
+        "autocut_method") == "minmax"
+
+
+class FakePlugin:
+    def __init__(self):
+        self.calls = []
+
+    def close(self):
+        self.calls.append("close")
+
+    def help(self):
+        self.calls.append("help")
+
+
+def test_close_help_row_calls_the_plugin(gui):
+    from ginga.gw import Widgets
+    plugin = FakePlugin()
+    box = panel_box()
+    row = add_close_help(plugin, box)
+    assert box.get_children() == [row]
+    close, helpb = [w for w in row.get_children() if isinstance(w, Widgets.Button)]
+    assert (close.get_text(), helpb.get_text()) == ("Close", "Help")
+    gui.click(helpb)
+    gui.click(close)
+    assert plugin.calls == ["help", "close"]
+
+
+def test_plugin_button_opens_the_plugin(gui):
+    button = plugin_button(gui.fv, "Masters...", "CCDMasters", "tip")
+    assert not gui.fv.gpmon.is_active("CCDMasters")
+    gui.click(button)
+    assert gui.fv.gpmon.is_active("CCDMasters")
+
+
+def test_float_spin_keeps_its_limits(gui):
+    spin = float_spin(2.5, 0.5, 20.0, 0.5)
+    assert spin.get_value() == 2.5
+    spin.set_value(50.0)
+    assert spin.get_value() == 20.0
+
+
+def test_session_reports_stale_masters(tmp_path):
+    session = Session()
+    seen = []
+    session.add_callback("masters-stale", lambda s, masters: seen.append(masters))
+    session.report_stale(("m1", "m2"))
+    assert seen == [["m1", "m2"]]
+    assert session.aliases is None

@@ -10,6 +10,8 @@
 * `MessageArea` -- a read-only text area for problems and summaries.
 * `panel_box`, `add_close_help`, `button_row`, `plugin_button`,
   `float_spin` -- the small widget patterns every plugin panel repeats.
+* `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
+  channel with cut levels that show the sky (CCD Calibrate, watch mode).
 
 Nothing here does calibration: the work functions handed to `TaskPanel`
 call the GUI-free core.
@@ -20,6 +22,8 @@ import threading
 import traceback
 import weakref
 
+from astropy.io import fits
+from ginga.AstroImage import AstroImage
 from ginga.gw import Widgets
 from ginga.misc.Callback import Callbacks
 
@@ -29,10 +33,14 @@ from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
-           "add_close_help", "plugin_button", "float_spin"]
+           "add_close_help", "plugin_button", "float_spin", "CAL_SUFFIX",
+           "result_channel_name", "prepare_result_channel", "show_calibrated"]
 
 #: Frame types the user can assign to a frame.
 FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
+
+#: Suffix of the channel calibrated frames of a channel are shown in.
+CAL_SUFFIX = "_cal"
 
 _sessions = weakref.WeakKeyDictionary()
 
@@ -57,6 +65,9 @@ class Session(Callbacks):
         a new scan result (or None) for ``folder``.
     ``masters-changed(session, folder)``
         masters were built in, or the user chose, ``masters_folder``.
+    ``masters-stale(session, masters)``
+        raw frames newer than these masters (a list of
+        `~ginga_ccdcal.masters.MasterFrame`) just arrived (watch mode).
 
     Attributes
     ----------
@@ -69,15 +80,20 @@ class Session(Callbacks):
     output_folder, masters_folder : str or None
         Where calibrated frames and masters go; None means the default
         for ``folder`` (`default_output_folder`, its ``masters``).
+    aliases : dict or None
+        The user's header spellings (`ginga_ccdcal.classify.load_aliases`)
+        as the browser loaded or saved them; pass them to the core
+        wherever a frame is read (``aliases=``).
     """
 
     def __init__(self):
         super().__init__()
-        for name in ("scan-changed", "masters-changed"):
+        for name in ("scan-changed", "masters-changed", "masters-stale"):
             self.enable_callback(name)
         self.folder = None
         self.scan = None
         self.overrides = {}
+        self.aliases = None
         self._output_folder = None
         self._masters_folder = None
 
@@ -116,6 +132,10 @@ class Session(Callbacks):
     def masters_built(self):
         """Tell the plugins that ``masters_folder`` has new content."""
         self.make_callback("masters-changed", self.masters_folder)
+
+    def report_stale(self, masters):
+        """Tell the plugins that new raw frames make ``masters`` out of date."""
+        self.make_callback("masters-stale", list(masters))
 
     # -- scan --------------------------------------------------------------
     def set_scan(self, folder, scan):
@@ -204,6 +224,60 @@ def float_spin(value, low, high, step, decimals=1, tooltip=None):
     if tooltip:
         spin.set_tooltip(tooltip)
     return spin
+
+
+def result_channel_name(chname, suffix=CAL_SUFFIX):
+    """``'Image'`` -> ``'Image_cal'``: where a channel's calibrated frames go.
+
+    A result channel maps to itself, so results never land in
+    ``Image_cal_cal``.
+    """
+    return chname if chname.endswith(suffix) else chname + suffix
+
+
+def prepare_result_channel(fv, chname, autocut_method="zscale"):
+    """Create channel ``chname`` if needed, with cut levels that show the sky.
+
+    A calibrated frame is mostly sky near zero with a few bright stars:
+    min/max cuts would show black, "zscale" shows the background noise
+    and faint stars.
+    """
+    channel = fv.get_channel_on_demand(chname)
+    channel.viewer.set_autocut_params(autocut_method)
+    channel.viewer.enable_autocuts("override")
+    return channel
+
+
+def show_calibrated(fv, ccd, path, chname, autocut_method="zscale"):
+    """Show a calibrated frame in channel ``chname`` and make it current (GUI thread).
+
+    The image is made from the frame in memory (no re-read of what was
+    just written) and named ``<raw name>_cal``; its ``path`` is the file
+    written, so Ginga can reload it if it drops it from memory.
+
+    Parameters
+    ----------
+    fv : ginga.rv.Control.GingaShell
+    ccd : astropy.nddata.CCDData
+        Data and header (its provenance) of the calibrated frame.
+    path : str
+        The file it was written to.
+    chname : str
+    autocut_method : str
+        Cut levels of the channel (`prepare_result_channel`).
+
+    Returns
+    -------
+    ginga.AstroImage.AstroImage
+    """
+    prepare_result_channel(fv, chname, autocut_method)
+    image = AstroImage(logger=fv.logger)
+    image.load_hdu(fits.PrimaryHDU(data=ccd.data, header=ccd.header))
+    name = os.path.splitext(os.path.basename(path))[0] + "_cal"
+    image.set(name=name, path=path)
+    fv.add_image(name, image, chname=chname)
+    fv.change_channel(chname)
+    return image
 
 
 class TaskPanel:
