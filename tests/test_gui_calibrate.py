@@ -1,5 +1,6 @@
 """CCD Calibrate in the real reference viewer: the choice explained, one-click
-calibration into <channel>_cal, Calibrate all, missing masters."""
+calibration into <channel>_cal, the options (fitted dark scale, cosmic rays,
+gain, read noise), the step-by-step view, Calibrate all, missing masters."""
 
 import os
 import shutil
@@ -12,10 +13,22 @@ from ginga_ccdcal.calibrate import calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
+from ginga_ccdcal.steps import calibration_steps, common_cuts
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
 pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def calibrate_settings(gui_session):
+    """Put CCD Calibrate's remembered options back after each test."""
+    settings = gui_session.fv.get_preferences().create_category("plugin_CCDCalibrate")
+    saved = settings.get_dict()
+    yield settings
+    settings.set_dict(saved)
+    if os.path.exists(settings.preffile):
+        settings.save()
 
 
 def build_masters(gui, folder, output):
@@ -99,6 +112,35 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     gui.wait_idle(plugin)
     assert "already exists: showing it" in plugin.messages.lines[0]
 
+    # the teaching view: the frame after each step, side by side
+    gui.click(plugin.w.show_steps)
+    gui.wait_idle(plugin, "the steps")
+    steps = calibration_steps(frame_from_file(light), match)
+    assert [s.title for s in steps] == ["raw", "- bias", "- dark", "/ flat"]
+    panels = plugin.step_panels
+    assert len(panels) == 4 and all(p.widget.get_widget().isVisible() for p in panels)
+    assert plugin.w.pages.get_index() == 1
+    for panel, step, cuts in zip(panels, steps, common_cuts(steps)):
+        assert panel.title.get_text() == step.title
+        # the note is wrapped to the panel's width, word for word the core's
+        assert " ".join(panel.note.get_text().split()) == step.note
+        shown = panel.viewer.get_image().get_data()
+        assert np.array_equal(shown, step.data, equal_nan=True)
+        assert panel.viewer.get_cut_levels() == pytest.approx(cuts)
+    assert np.array_equal(panels[-1].viewer.get_image().get_data(), expected,
+                          equal_nan=True)
+    assert not np.allclose(panels[0].viewer.get_image().get_data(), expected)
+    assert plugin.w.steps_title.get_text().startswith(
+        f"{os.path.basename(light)} step by step; raw = after overscan subtraction")
+    gui.fv.change_channel("Image")
+    path = gui.screenshot("ccd_steps")
+    assert path.stat().st_size > 10000
+    # the panels move together: zoom one, all follow
+    panels[2].viewer.zoom_to(3)
+    gui.pump()
+    assert all(p.viewer.get_zoom() == pytest.approx(3) for p in panels)
+    assert not gui.new_errors()
+
 
 def test_scaled_dark_is_explained_and_calibrate_all_does_the_rest(gui, night, tmp_path):
     browser = build_masters(gui, night.path, tmp_path / "out")
@@ -107,8 +149,8 @@ def test_scaled_dark_is_explained_and_calibrate_all_does_the_rest(gui, night, tm
     plugin = gui.local_plugin("Image", "CCDCalibrate")
     # 300 s lights, darks of 60 and 120 s: the 120 s dark scaled by 2.5
     dark_line = plugin.w.choice.get_text().splitlines()[1]
-    assert dark_line == ("dark: master_dark_120s.fits - scaled 120 s -> 300 s (x2.5), "
-                         "nearest exposure")
+    assert dark_line.startswith("dark: master_dark_120s.fits ")
+    assert dark_line.endswith(" - scaled 120 s -> 300 s (x2.5), nearest exposure")
     calibrate_with_button(gui)
     expected = calibrate_frame(frame_from_file(light),
                                match_light(frame_from_file(light),
@@ -183,4 +225,75 @@ def test_products_and_broken_files_are_refused_politely(gui, night, tmp_path):
     gui.wait_idle(plugin)
     assert plugin.messages.lines[0].startswith("Not calibrated: ")
     assert "Traceback" not in plugin.messages.get_text()
+    assert not gui.new_errors()
+
+
+def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_path):
+    browser = build_masters(gui, night.path, tmp_path / "out")
+    light = night.files["light"][0]
+    open_light(gui, browser, light)
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    masters = load_masters(str(tmp_path / "out" / "masters"))
+    frame = frame_from_file(light)
+    match = match_light(frame, masters)
+    out = tmp_path / "out" / os.path.basename(light)
+
+    # dark scale fitted to the light
+    plugin.w.dark_scale.set_text("fit to this light")
+    calibrate_with_button(gui)
+    fitted = calibrate_frame(frame, match, dark_scale="fit")
+    assert np.allclose(gui.channel_image("Image_cal").get_data(), fitted.data,
+                       equal_nan=True)
+    assert not np.allclose(fitted.data, calibrate_frame(frame, match).data)
+    header = fits.getheader(out)
+    assert header["DARKFIT"] is True
+    assert header["DARKSCL"] == pytest.approx(fitted.header["DARKSCL"])
+    assert (f"dark scale fitted to this light: x{header['DARKSCL']:.4f} "
+            "(exposure ratio x2.5)") in plugin.messages.lines
+
+    # cosmic rays, gain and read noise, replacing the output
+    gui.fv.change_channel("Image")
+    plugin.w.dark_scale.set_text("exposure ratio")
+    plugin.w.cosmics.set_state(True)
+    plugin.w.gain.set_text("1.5")
+    plugin.w.readnoise.set_text("7")
+    plugin.w.overwrite.set_state(True)
+    calibrate_with_button(gui)
+    cleaned = calibrate_frame(frame, match, cosmics=True, gain=1.5, readnoise=7.0)
+    assert np.allclose(gui.channel_image("Image_cal").get_data(), cleaned.data,
+                       equal_nan=True)
+    header = fits.getheader(out)
+    assert header["CRCLEAN"] == cleaned.header["CRCLEAN"]
+    assert header["BUNIT"] == "electron"
+    assert fits.getdata(out, "UNCERT").shape == cleaned.data.shape
+    assert f"cosmic rays: {header['CRCLEAN']} pixels cleaned" in plugin.messages.lines
+    assert "in electrons (gain 1.5 e-/ADU)" in plugin.messages.lines
+
+    # the options are remembered, in memory and in the settings file
+    settings = plugin.settings
+    assert (settings.get("dark_scale"), settings.get("cosmics"), settings.get("gain"),
+            settings.get("readnoise")) == ("exposure", True, 1.5, 7.0)
+    saved = open(settings.preffile, encoding="utf-8").read()
+    assert "cosmics = True" in saved and "gain = 1.5" in saved
+    plugin.close()
+    gui.pump()
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    assert plugin.w.cosmics.get_state() and plugin.w.gain.get_text() == "1.5"
+    assert plugin.w.readnoise.get_text() == "7"
+    assert plugin.w.dark_scale.get_text() == "exposure ratio"
+
+    # a gain taken from the header; a gain that is not a number is refused
+    plugin.w.cosmics.set_state(False)
+    plugin.w.gain.set_text("header")
+    plugin.w.readnoise.set_text("")
+    gui.fv.change_channel("Image")
+    calibrate_with_button(gui)
+    assert fits.getheader(out)["GAINCOR"] == pytest.approx(
+        calibrate_frame(frame, match, gain="header").header["GAINCOR"])
+    plugin.w.gain.set_text("lots")
+    assert plugin.calibrate() is False
+    assert plugin.messages.lines == ["Options: Gain (e-/ADU; or 'header', or blank) "
+                                     "must be a positive number, not 'lots'"]
+    assert plugin.show_steps() is False
+    assert settings.get("gain") == "header"
     assert not gui.new_errors()

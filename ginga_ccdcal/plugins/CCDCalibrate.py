@@ -1,5 +1,6 @@
 """
-``CCDCalibrate`` calibrates the light frame shown in a channel in one click.
+``CCDCalibrate`` calibrates the light frame shown in a channel in one click,
+and shows the calibration step by step.
 
 **Plugin Type: Local**
 
@@ -19,6 +20,22 @@ raw light frame is shown in the channel.
   Masters" takes you to the master builder.  Calibrating anyway applies
   the steps that have a master and records the missing ones in the
   header.
+* "Options" choose how:
+
+  - "Dark scale": "exposure ratio" scales the master dark by the ratio of
+    exposure times; "fit to this light" fits the factor that best removes
+    the dark pattern (hot pixels, glow) from this very frame -- useful
+    when the CCD temperature drifted.  The fitted factor is reported
+    (header keyword DARKSCL).
+  - "Remove cosmic rays": clean the calibrated frame with L.A.Cosmic; the
+    number of pixels cleaned is reported (CRCLEAN).
+  - "Gain" in e-/ADU: blank keeps the result in ADU; a number, or
+    "header" for the header's GAIN/EGAIN, converts it to electrons.
+  - "Read noise" in e-: blank for none; with a gain, the output gets an
+    uncertainty extension (photon noise plus read noise).  Cosmic-ray
+    cleaning uses gain and read noise too (or the header's).
+
+  The options are remembered for the next frame and the next session.
 * "Calibrate" calibrates the frame (in the background) and shows the
   result in the channel ``<channel>_cal`` (``Image_cal`` for ``Image``)
   with "zscale" cut levels so the sky background and faint stars are
@@ -29,6 +46,12 @@ raw light frame is shown in the channel.
 * "Calibrate all" calibrates every light frame of the CCD Browser's scan
   the same way, in the background with a progress bar and "Cancel";
   lights already calibrated are skipped (so a stopped run resumes).
+* "Show steps" opens the "Steps" page: the frame as read, after the bias
+  is subtracted, after the dark is subtracted and after the flat divides
+  it, side by side, each with one line on what that step removed (the
+  bias level, the dark current, the vignetting).  All panels use the
+  same contrast around their own sky level, so each shows what its step
+  changed; dragging or zooming one moves them all.  Nothing is written.
 
 Why a separate ``<channel>_cal`` channel: the raw and the calibrated frame
 stay side by side, so you can switch or blink between them (Operations >
@@ -43,14 +66,16 @@ Settings live in ``plugin_CCDCalibrate.cfg`` in Ginga's settings folder:
 
 * ``channel_suffix`` (``"_cal"``): suffix of the channel for results.
 * ``autocut_method`` (``"zscale"``): cut levels used in that channel.
+* ``dark_scale`` (``"exposure"`` or ``"fit"``), ``cosmics`` (``False``),
+  ``gain`` (``None``, a number or ``"header"``), ``readnoise`` (``None``
+  or a number): the options, saved whenever they are used.
 """
 
 import os
+import textwrap
 
-from astropy.io import fits
 from ginga import GingaPlugin
-from ginga.AstroImage import AstroImage
-from ginga.gw import Widgets
+from ginga.gw import Viewers, Widgets
 
 from ..calibrate import calibrate_and_write
 from ..errors import CcdcalError
@@ -59,10 +84,106 @@ from ..match import match_light
 from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
-from .common import (FolderRow, MessageArea, TaskPanel, button_row,
-                     default_output_folder, get_session)
+from ..steps import calibration_steps, common_cuts
+from .common import (CAL_SUFFIX, FolderRow, MessageArea, TaskPanel, add_close_help,
+                     button_row, default_output_folder, get_session, panel_box,
+                     plugin_button, prepare_result_channel, result_channel_name,
+                     show_calibrated)
 
-__all__ = ["CCDCalibrate"]
+__all__ = ["CCDCalibrate", "parse_options", "DARK_SCALES"]
+
+#: Dark-scale choices: text in the combo box -> ``calibrate_frame``'s value.
+DARK_SCALES = {"exposure ratio": "exposure", "fit to this light": "fit"}
+#: Panels of the "Steps" page (raw, - bias, - dark, / flat).
+N_STEP_PANELS = 4
+#: Characters per line of a step's note (the panels are narrow).
+NOTE_WIDTH = 40
+
+
+def parse_options(dark_scale, cosmics, gain_text, readnoise_text):
+    """The ``calibrate_frame`` options the widgets describe.
+
+    Parameters
+    ----------
+    dark_scale : str
+        ``'exposure'`` or ``'fit'``.
+    cosmics : bool
+    gain_text, readnoise_text : str
+        As typed: blank for none; the gain may also be ``header``.
+
+    Returns
+    -------
+    dict
+        ``dark_scale``, ``cosmics``, ``gain`` (None, float or
+        ``'header'``), ``readnoise`` (None or float).
+
+    Raises
+    ------
+    ValueError
+        With a message for the user when a number is not one.
+    """
+    def number(text, what):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{what} must be a positive number, not {text!r}")
+        return value
+
+    if dark_scale not in DARK_SCALES.values():
+        raise ValueError(f"dark scale must be one of {sorted(DARK_SCALES.values())}")
+    gain_text = (gain_text or "").strip()
+    readnoise_text = (readnoise_text or "").strip()
+    if not gain_text:
+        gain = None
+    elif gain_text.lower() == "header":
+        gain = "header"
+    else:
+        gain = number(gain_text, "Gain (e-/ADU; or 'header', or blank)")
+    readnoise = number(readnoise_text, "Read noise (e-; or blank)") if readnoise_text else None
+    return dict(dark_scale=dark_scale, cosmics=bool(cosmics), gain=gain,
+                readnoise=readnoise)
+
+
+def _option_text(value):
+    return "" if value is None else (value if isinstance(value, str) else f"{value:g}")
+
+
+class _StepPanel:
+    """One panel of the "Steps" page: title, a small viewer, the note."""
+
+    def __init__(self, logger):
+        self.widget = Widgets.VBox()
+        self.widget.set_spacing(1)
+        self.title = Widgets.Label("", halign="center")
+        self.widget.add_widget(self.title, stretch=0)
+        viewer = Viewers.CanvasView(logger=logger)
+        viewer.set_desired_size(230, 170)
+        viewer.enable_autozoom("on")
+        viewer.enable_autocuts("off")
+        viewer.set_bg(0.2, 0.2, 0.2)
+        # The panels get their size only when the Steps page first shows,
+        # after the data arrived: fit again whenever the size changes.
+        viewer.add_callback("configure", self._refit)
+        self.viewer = viewer
+        self.widget.add_widget(Viewers.GingaViewerWidget(viewer), stretch=1)
+        self.note = Widgets.Label("", halign="left")
+        self.widget.add_widget(self.note, stretch=0)
+
+    def show(self, step, cuts):
+        self.title.set_text(step.title)
+        self.note.set_text(textwrap.fill(step.note, NOTE_WIDTH))
+        self.viewer.set_data(step.data)
+        self.viewer.cut_levels(*cuts)
+        self.widget.show()
+
+    def hide(self):
+        self.widget.hide()
+
+    def _refit(self, viewer, width, height):
+        if viewer.get_image() is not None:
+            viewer.zoom_fit()
 
 
 class CCDCalibrate(GingaPlugin.LocalPlugin):
@@ -72,53 +193,65 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         super().__init__(fv, fitsimage)
         prefs = self.fv.get_preferences()
         self.settings = prefs.create_category("plugin_CCDCalibrate")
-        self.settings.add_defaults(channel_suffix="_cal", autocut_method="zscale")
+        self.settings.add_defaults(channel_suffix=CAL_SUFFIX, autocut_method="zscale",
+                                   dark_scale="exposure", cosmics=False, gain=None,
+                                   readnoise=None)
         self.settings.load(onError="silent")
         self.session = get_session(fv)
         self.frame = None
         self.match = None
         self.masters = []
         self.result_path = None
+        self.result = None
         self.all_report = None
+        self.steps = []
         self.task = None
         self._callbacks_on = False
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
     def build_gui(self, container):
-        top = Widgets.VBox()
-        top.set_border_width(4)
-        top.set_spacing(4)
+        top = panel_box()
+        self.w.pages = Widgets.TabWidget()
+        self.w.pages.add_widget(self._build_calibrate_page(), title="Calibrate")
+        self.w.pages.add_widget(self._build_steps_page(), title="Steps")
+        top.add_widget(self.w.pages, stretch=1)
+        add_close_help(self, top)
+        container.add_widget(top, stretch=1)
+        self.gui_up = True
 
+    def _build_calibrate_page(self):
+        page = panel_box()
         fr = Widgets.Frame("Frame in this channel")
         self.w.frame = Widgets.Label("", halign="left")
         fr.set_widget(self.w.frame)
-        top.add_widget(fr, stretch=0)
+        page.add_widget(fr, stretch=0)
 
         self.masters_row = FolderRow("Masters folder:",
                                      tooltip="Folder with masters made by CCD Masters")
         self.masters_row.add_callback("activated", self.masters_folder_cb)
-        top.add_widget(self.masters_row.get_widget(), stretch=0)
+        page.add_widget(self.masters_row.get_widget(), stretch=0)
 
         fr = Widgets.Frame("Masters it will use, and why")
         box = Widgets.VBox()
         box.set_spacing(2)
         self.w.choice = Widgets.TextArea(wrap=True, editable=False)
         self.w.choice.set_min_size(0, 60)
-        self.w.choice.set_max_size(None, 140)
+        self.w.choice.set_max_size(None, 110)
         box.add_widget(self.w.choice, stretch=1)
         self.w.missing = Widgets.Label("", halign="left")
         box.add_widget(self.w.missing, stretch=0)
-        self.w.open_masters = Widgets.Button("Open CCD Masters")
-        self.w.open_masters.set_tooltip("Build the missing masters")
-        self.w.open_masters.add_callback("activated", lambda w: self.open_masters_plugin())
+        self.w.open_masters = plugin_button(self.fv, "Open CCD Masters", "CCDMasters",
+                                            tooltip="Build the missing masters")
         box.add_widget(button_row(self.w.open_masters), stretch=0)
         fr.set_widget(box)
-        top.add_widget(fr, stretch=0)
+        page.add_widget(fr, stretch=0)
+
+        page.add_widget(self._build_options(), stretch=0)
 
         self.output_row = FolderRow("Output folder:",
                                     tooltip="Calibrated frames are written here")
-        top.add_widget(self.output_row.get_widget(), stretch=0)
+        page.add_widget(self.output_row.get_widget(), stretch=0)
 
         self.w.calibrate = Widgets.Button("Calibrate")
         self.w.calibrate.set_tooltip("Calibrate this frame and show it in "
@@ -128,37 +261,77 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         self.w.calibrate_all.set_tooltip("Calibrate every light frame of the "
                                          "CCD Browser's scan")
         self.w.calibrate_all.add_callback("activated", lambda w: self.calibrate_all())
+        self.w.show_steps = Widgets.Button("Show steps")
+        self.w.show_steps.set_tooltip("Show the frame after each calibration step, "
+                                      "side by side (nothing is written)")
+        self.w.show_steps.add_callback("activated", lambda w: self.show_steps())
         self.w.overwrite = Widgets.CheckBox("Replace existing")
         self.w.overwrite.set_tooltip("Calibrate again frames whose output exists")
-        top.add_widget(button_row(self.w.calibrate, self.w.calibrate_all,
-                                  self.w.overwrite), stretch=0)
+        page.add_widget(button_row(self.w.calibrate, self.w.calibrate_all,
+                                   self.w.show_steps, self.w.overwrite), stretch=0)
 
         self.task = TaskPanel(self.fv, "CCDCalibrate")
-        top.add_widget(self.task.get_widget(), stretch=0)
+        page.add_widget(self.task.get_widget(), stretch=0)
 
         self.messages = MessageArea("Messages", max_height=220)
-        top.add_widget(self.messages.get_widget(), stretch=0)
-        top.add_widget(Widgets.Label(""), stretch=1)
+        page.add_widget(self.messages.get_widget(), stretch=0)
+        page.add_widget(Widgets.Label(""), stretch=1)
+        return page
 
-        btns = Widgets.HBox()
-        btns.set_spacing(3)
-        btn = Widgets.Button("Close")
-        btn.add_callback("activated", lambda w: self.close())
-        btns.add_widget(btn, stretch=0)
-        btn = Widgets.Button("Help")
-        btn.add_callback("activated", lambda w: self.help())
-        btns.add_widget(btn, stretch=0)
-        btns.add_widget(Widgets.Label(""), stretch=1)
-        top.add_widget(btns, stretch=0)
+    def _build_options(self):
+        fr = Widgets.Frame("Options")
+        grid = Widgets.GridBox(rows=2, columns=4)
+        grid.set_spacing(4)
+        grid.add_widget(Widgets.Label("Dark scale:"), 0, 0)
+        self.w.dark_scale = Widgets.ComboBox()
+        for text in DARK_SCALES:
+            self.w.dark_scale.append_text(text)
+        self.w.dark_scale.set_tooltip("Scale the master dark by the exposure ratio, "
+                                      "or fit the factor to this light")
+        grid.add_widget(self.w.dark_scale, 0, 1)
+        self.w.cosmics = Widgets.CheckBox("Remove cosmic rays")
+        self.w.cosmics.set_tooltip("Clean the calibrated frame with L.A.Cosmic")
+        grid.add_widget(self.w.cosmics, 0, 2)
+        grid.add_widget(Widgets.Label("Gain (e-/ADU):"), 1, 0)
+        self.w.gain = Widgets.TextEntry()
+        self.w.gain.set_tooltip("Blank: keep ADU; a number or 'header' (GAIN/EGAIN): "
+                                "convert to electrons")
+        grid.add_widget(self.w.gain, 1, 1)
+        grid.add_widget(Widgets.Label("Read noise (e-):"), 1, 2)
+        self.w.readnoise = Widgets.TextEntry()
+        self.w.readnoise.set_tooltip("Blank: none; with a gain, the output gets an "
+                                     "uncertainty (photon + read noise)")
+        grid.add_widget(self.w.readnoise, 1, 3)
+        fr.set_widget(grid)
+        return fr
 
-        container.add_widget(top, stretch=1)
-        self.gui_up = True
+    def _build_steps_page(self):
+        page = panel_box()
+        self.w.steps_title = Widgets.Label("Press \"Show steps\" on the Calibrate page.",
+                                           halign="left")
+        page.add_widget(self.w.steps_title, stretch=0)
+        grid = Widgets.GridBox(rows=2, columns=2)
+        grid.set_spacing(6)
+        self.step_panels = [_StepPanel(self.logger) for _ in range(N_STEP_PANELS)]
+        for i, panel in enumerate(self.step_panels):
+            grid.add_widget(panel.widget, i // 2, i % 2, stretch=1)
+            panel.hide()
+        # Drag or zoom one panel and the others follow: the same pixels
+        # stay side by side.
+        first = self.step_panels[0].viewer.get_settings()
+        for panel in self.step_panels[1:]:
+            first.share_settings(panel.viewer.get_settings(), keylist=["scale", "pan"])
+        page.add_widget(grid, stretch=1)
+        return page
 
     def start(self):
         if not self._callbacks_on:
             self.session.add_callback("masters-changed", self._masters_changed_cb)
             self.session.add_callback("scan-changed", self._scan_changed_cb)
             self._callbacks_on = True
+        self.set_options(self.settings.get("dark_scale"), self.settings.get("cosmics"),
+                         _option_text(self.settings.get("gain")),
+                         _option_text(self.settings.get("readnoise")))
         self.masters_row.set_path(self.session.masters_folder)
         self.redo()
 
@@ -169,6 +342,10 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
             self.session.remove_callback("masters-changed", self._masters_changed_cb)
             self.session.remove_callback("scan-changed", self._scan_changed_cb)
             self._callbacks_on = False
+        try:
+            self.get_options()  # remembers them when they are valid
+        except ValueError:
+            pass
         self.gui_up = False
 
     def close(self):
@@ -191,10 +368,47 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
     @property
     def cal_chname(self):
         """The channel calibrated frames are shown in."""
-        return self.chname + self.settings.get("channel_suffix", "_cal")
+        return result_channel_name(self.chname,
+                                   self.settings.get("channel_suffix", CAL_SUFFIX))
 
-    def open_masters_plugin(self):
-        self.fv.start_global_plugin("CCDMasters", raise_tab=True)
+    # -- options -----------------------------------------------------------------
+    def set_options(self, dark_scale="exposure", cosmics=False, gain="", readnoise=""):
+        """Set the option widgets as the user would (``gain``, ``readnoise`` as text)."""
+        names = {value: text for text, value in DARK_SCALES.items()}
+        self.w.dark_scale.set_text(names.get(dark_scale, "exposure ratio"))
+        self.w.cosmics.set_state(bool(cosmics))
+        self.w.gain.set_text(gain)
+        self.w.readnoise.set_text(readnoise)
+
+    def get_options(self):
+        """The calibration options the widgets hold (see `parse_options`).
+
+        Valid options are saved in the plugin's settings (and its
+        settings file) so they persist.
+
+        Raises
+        ------
+        ValueError
+            A field does not hold a number; the message says which.
+        """
+        options = parse_options(DARK_SCALES[self.w.dark_scale.get_text()],
+                                self.w.cosmics.get_state(), self.w.gain.get_text(),
+                                self.w.readnoise.get_text())
+        if any(self.settings.get(key) != value for key, value in options.items()):
+            self.settings.set(**options)
+            try:
+                self.settings.save()
+            except OSError as exc:  # a read-only settings folder costs only persistence
+                self.logger.warning(f"CCDCalibrate: options not saved: {exc}")
+        return options
+
+    def _options_or_say(self):
+        """`get_options`, or None after telling the user what is wrong."""
+        try:
+            return self.get_options()
+        except ValueError as exc:
+            self.messages.set_lines([f"Options: {exc}"])
+            return None
 
     # -- following the channel and the other plugins ----------------------------
     def redo(self):
@@ -229,8 +443,12 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
 
     def _no_frame(self, message):
         self.w.frame.set_text(message)
-        self.w.calibrate.set_enabled(False)
+        self._enable_frame_buttons(False)
         self.w.open_masters.set_enabled(False)
+
+    def _enable_frame_buttons(self, state):
+        self.w.calibrate.set_enabled(state)
+        self.w.show_steps.set_enabled(state)
 
     def _frame_for(self, path):
         """The scan's `Frame` for ``path`` (types as the user set them)."""
@@ -238,7 +456,8 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         for frame in self.session.frames():
             if os.path.abspath(frame.path) == apath:
                 return frame
-        return frame_from_file(path, overrides=self.session.overrides)
+        return frame_from_file(path, overrides=self.session.overrides,
+                               aliases=self.session.aliases)
 
     def _output_folder_for(self, frame):
         folder = self.session.folder
@@ -271,7 +490,7 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
             self.w.choice.set_text("")
             self.w.missing.set_text(f"No masters in {folder}.\nBuild them with "
                                     "CCD Masters, or choose the folder that has them.")
-            self.w.calibrate.set_enabled(False)
+            self._enable_frame_buttons(False)
             self.w.open_masters.set_enabled(True)
             return
         self.match = match_light(frame, self.masters)
@@ -289,14 +508,23 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         else:
             self.w.missing.set_text("All masters found.")
         self.w.open_masters.set_enabled(bool(missing))
-        self.w.calibrate.set_enabled(True)
+        self._enable_frame_buttons(True)
+
+    def _ready(self):
+        """True if there is a frame and a match; otherwise says why not."""
+        if self.frame is None or self.match is None:
+            self.messages.set_lines([self.w.missing.get_text() or self.w.frame.get_text()
+                                     or "Nothing to calibrate."])
+            return False
+        return True
 
     # -- calibrating one frame -------------------------------------------------
     def calibrate(self):
         """Calibrate the channel's frame off the GUI thread; False if not started."""
-        if self.frame is None or self.match is None:
-            self.messages.set_lines([self.w.missing.get_text() or self.w.frame.get_text()
-                                     or "Nothing to calibrate."])
+        if not self._ready():
+            return False
+        options = self._options_or_say()
+        if options is None:
             return False
         frame, match = self.frame, self.match
         out_dir = self.output_row.get_path() or self._output_folder_for(frame)
@@ -308,7 +536,7 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
             progress(0, 1, frame.name)
             try:
                 path, ccd = calibrate_and_write(frame, match, out_dir, raw_root=raw_root,
-                                                overwrite=overwrite)
+                                                overwrite=overwrite, **options)
             except OutputExists as exc:
                 return exc.path, None
             progress(1, 1, frame.name)
@@ -320,33 +548,20 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
     def _calibrated(self, result):
         path, ccd = result
         self.result_path = path
+        self.result = ccd
         chname = self.cal_chname
-        self._prepare_channel(chname)
+        method = self.settings.get("autocut_method", "zscale")
         if ccd is None:
+            prepare_result_channel(self.fv, chname, method)
             self.messages.set_lines([f"{path} already exists: showing it. Tick "
                                      "'Replace existing' to calibrate again."])
             self.fv.nongui_do(self.fv.load_file, path, chname=chname)
             return
-        image = AstroImage(logger=self.logger)
-        image.load_hdu(fits.PrimaryHDU(data=ccd.data, header=ccd.header))
-        name = os.path.splitext(os.path.basename(path))[0] + "_cal"
-        image.set(name=name, path=path)
-        self.fv.add_image(name, image, chname=chname)
-        self.fv.change_channel(chname)
-        steps = ccd.header.get("CALSTAT", "") or "none"
-        legend = ccd.header.comments["CALSTAT"] if "CALSTAT" in ccd.header else ""
-        lines = [f"Calibrated {self.frame.name} -> {path}",
-                 f"steps applied: {steps}" + (f" ({legend})" if legend else "")]
-        lines += [f"warning: {w}" for w in self.match.warnings]
-        self.messages.set_lines(lines)
-
-    def _prepare_channel(self, chname):
-        """Create ``chname`` if needed, with cut levels that show the sky."""
-        channel = self.fv.get_channel_on_demand(chname)
-        method = self.settings.get("autocut_method", "zscale")
-        channel.viewer.set_autocut_params(method)
-        channel.viewer.enable_autocuts("override")
-        return channel
+        show_calibrated(self.fv, ccd, path, chname, method)
+        ratio = self.match.dark.scale if self.match.dark else None
+        self.messages.set_lines([f"Calibrated {self.frame.name} -> {path}"]
+                                + result_lines(ccd.header, ratio)
+                                + [f"warning: {w}" for w in self.match.warnings])
 
     def _failed(self, message, cancelled):
         self.messages.set_lines(["Cancelled." if cancelled
@@ -367,6 +582,9 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
                                      "CCD Masters first."])
             self.w.open_masters.set_enabled(True)
             return False
+        options = self._options_or_say()
+        if options is None:
+            return False
         out_dir = self.session.output_folder
         raw_root = self.session.folder
         overwrite = self.w.overwrite.get_state()
@@ -376,7 +594,7 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         def work(progress, cancel):
             return calibrate_lights(lights, masters, out_dir, raw_root=raw_root,
                                     overwrite=overwrite, progress=progress,
-                                    cancel=cancel)
+                                    cancel=cancel, **options)
 
         return self.task.run(work, label="Calibrating all", on_done=self._all_done,
                              on_error=self._failed)
@@ -395,3 +613,84 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
             lines += [f"  {p}" for p in report.problems]
         self.messages.set_lines(lines)
 
+    # -- the teaching view -------------------------------------------------------
+    def show_steps(self):
+        """Compute the frame after each step off the GUI thread; False if not started.
+
+        Uses the dark-scale option (it changes the dark step) and the gain,
+        when given as a number, for the dark current in electrons; cosmic
+        rays and the conversion to electrons come after the last step.
+        """
+        if not self._ready():
+            return False
+        options = self._options_or_say()
+        if options is None:
+            return False
+        frame, match = self.frame, self.match
+        gain = options["gain"] if isinstance(options["gain"], float) else None
+        self.messages.set_lines([f"Working out the steps of {frame.name} ..."])
+
+        def work(progress, cancel):
+            progress(0, 1, frame.name)
+            steps = calibration_steps(frame, match, gain=gain,
+                                      dark_scale=options["dark_scale"])
+            return steps, common_cuts(steps)
+
+        return self.task.run(work, label="Steps", on_done=self._show_steps,
+                             on_error=self._steps_failed)
+
+    def _show_steps(self, result):
+        steps, cuts = result
+        self.steps = steps
+        for i, panel in enumerate(self.step_panels):
+            if i < len(steps):
+                panel.show(steps[i], cuts[i])
+            else:
+                panel.hide()
+        title = f"{self.frame.name} step by step"
+        if any(c.master.overscan for c in (self.match.bias, self.match.dark, self.match.flat)
+               if c):
+            title += "; raw = after overscan subtraction and trim"
+        if self.match.missing:
+            title += "; no master for: " + ", ".join(self.match.missing)
+        self.w.steps_title.set_text(title + ".\nSame contrast about each panel's "
+                                    "sky level; drag or zoom one to move all.")
+        self.w.pages.set_index(1)
+        self.messages.set_lines([f"Steps of {self.frame.name}: see the Steps page."]
+                                + [f"{s.title}: {s.note}" for s in steps])
+
+    def _steps_failed(self, message, cancelled):
+        self.messages.set_lines(["Cancelled." if cancelled
+                                 else f"Steps not shown: {message}"])
+
+
+def result_lines(header, exposure_ratio=None):
+    """What a calibrated frame's header says about how it was made, for people.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Of the calibrated frame.
+    exposure_ratio : float, optional
+        The dark scale the exposure times give, quoted next to a fitted one.
+
+    Returns
+    -------
+    list of str
+        The steps applied (CALSTAT), the dark scale when it was fitted
+        (DARKSCL with DARKFIT), the pixels cleaned of cosmic rays (CRCLEAN)
+        and the gain when the data were converted to electrons (GAINCOR).
+    """
+    steps = header.get("CALSTAT", "") or "none"
+    legend = header.comments["CALSTAT"] if "CALSTAT" in header else ""
+    lines = [f"steps applied: {steps}" + (f" ({legend})" if legend else "")]
+    if header.get("DARKFIT") and "DARKSCL" in header:
+        text = f"dark scale fitted to this light: x{header['DARKSCL']:.4f}"
+        if exposure_ratio is not None:
+            text += f" (exposure ratio x{exposure_ratio:.4g})"
+        lines.append(text)
+    if "CRCLEAN" in header:
+        lines.append(f"cosmic rays: {header['CRCLEAN']} pixels cleaned")
+    if "GAINCOR" in header:
+        lines.append(f"in electrons (gain {header['GAINCOR']:g} e-/ADU)")
+    return lines
