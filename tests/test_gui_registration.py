@@ -10,7 +10,7 @@ from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 pytestmark = pytest.mark.gui
 
 EXPECTED = {"CCDBrowser": "global", "CCDMasters": "global",
-            "CCDCalibrate": "local"}
+            "CCDCalibrate": "local", "CCDInspect": "global"}
 
 
 def test_entry_points_are_installed():
@@ -36,13 +36,18 @@ def test_viewer_lists_our_plugins_with_their_types(gui):
 
 def test_plugins_load_and_open_without_errors(gui):
     fv = gui.fv
-    for name in ("CCDBrowser", "CCDMasters"):
+    for name in ("CCDBrowser", "CCDMasters", "CCDInspect"):
         assert fv.gpmon.has_plugin(name)
         plugin = gui.global_plugin(name)
         assert fv.gpmon.is_active(name)
         assert str(plugin) == name.lower()
         # the module docstring is the help text Ginga shows
         assert "**Plugin Type: Global**" in sys.modules[type(plugin).__module__].__doc__
+    # nothing scanned yet: CCD Inspect says what to do instead of failing
+    inspect = fv.gpmon.get_plugin("CCDInspect")
+    assert inspect.w.source.get_text().startswith("Choose a folder of raw frames")
+    assert not inspect.w.characterise.get_enabled()
+    fv.stop_global_plugin("CCDInspect")
     channel = fv.get_channel("Image")
     assert channel.opmon.has_plugin("CCDCalibrate")
     calib = gui.local_plugin("Image", "CCDCalibrate")

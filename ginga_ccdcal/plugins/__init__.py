@@ -11,7 +11,11 @@ modules rather than files put on ``sys.path``.
 ``CCDMasters`` (global)
     build master bias/dark/flat frames from the browser's scan.
 ``CCDCalibrate`` (local)
-    calibrate the light frame shown in a channel with the matching masters.
+    calibrate the light frame shown in a channel with the matching masters,
+    or show the calibration step by step.
+``CCDInspect`` (global)
+    characterise the CCD from a night's calibration frames (read noise,
+    gain, dark current, hot and bad pixels, bias structure, vignetting).
 """
 
 from ginga import toolkit
@@ -31,7 +35,8 @@ if toolkit.get_family() == "qt":
     from .qtcompat import protect_none
     protect_none()
 
-__all__ = ["browser_spec", "masters_spec", "calibrate_spec", "CATEGORY"]
+__all__ = ["browser_spec", "masters_spec", "calibrate_spec", "inspect_spec",
+           "CATEGORY"]
 
 #: The Operations-menu category our plugins appear under.
 CATEGORY = "CCD Calibration"
@@ -59,3 +64,11 @@ def calibrate_spec():
     return Bunch(module="CCDCalibrate", klass="CCDCalibrate", pfx=_PFX,
                  ptype="local", workspace="dialogs", category=CATEGORY,
                  menu="CCD Calibrate", tab="CCD Calibrate", enabled=True)
+
+
+def inspect_spec():
+    """Plugin spec of the CCD characterisation (global, right-hand panel)."""
+    return Bunch(module="CCDInspect", klass="CCDInspect", pfx=_PFX,
+                 ptype="global", workspace="right", start=False,
+                 category=CATEGORY, menu="CCD Inspect [G]", tab="CCD Inspect",
+                 enabled=True)
