@@ -25,7 +25,8 @@ Open it from the "Operations" menu under "CCD Calibration", or with the
   stops it (masters finished so far are kept).  Each master then opens in
   the channel ``Masters``, where you can inspect it with Ginga's tools.
 * The list shows every master in the folder, and "stale" when raw frames
-  of its kind are newer than it (rebuild it).  Click a master to show it
+  of its kind are newer than it (rebuild it), including frames the CCD
+  Browser's watch mode has just seen arrive.  Click a master to show it
   in ``Masters`` and its header -- its provenance: which frames went in,
   how they were combined, which bias and dark were subtracted -- below.
 * Anything that could not be done as asked (no bias frames, a dark
@@ -49,8 +50,8 @@ from ginga.gw import Widgets
 
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..safe_write import ensure_folder
-from .common import (FolderRow, MessageArea, TaskPanel, add_close_help, button_row,
-                     float_spin, get_session, panel_box, plugin_button)
+from .common import (FolderRow, MessageArea, TaskPanel, action_button, add_close_help,
+                     button_row, float_spin, get_session, panel_box, plugin_button)
 
 __all__ = ["CCDMasters"]
 
@@ -77,6 +78,10 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.session = get_session(fv)
         self.session.add_callback("scan-changed", self._scan_changed_cb)
         self.session.add_callback("masters-changed", self._masters_changed_cb)
+        self.session.add_callback("masters-stale", self._masters_stale_cb)
+        # master path -> its modification time when newer raw frames were
+        # reported (watch mode); a rebuilt master is no longer stale
+        self._reported_stale = {}
         self.chname = self.settings.get("channel", "Masters")
         self.masters = []
         self.report = None
@@ -139,9 +144,8 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.folder_row.add_callback("activated", self.folder_cb)
         top.add_widget(self.folder_row.get_widget(), stretch=0)
 
-        self.w.build = Widgets.Button("Build masters")
-        self.w.build.set_tooltip("Combine the frames into masters (in the background)")
-        self.w.build.add_callback("activated", lambda w: self.build())
+        self.w.build = action_button("Build masters", "Combine the frames into "
+                                     "masters (in the background)", self.build)
         self.w.overwrite = Widgets.CheckBox("Rebuild existing")
         self.w.overwrite.set_tooltip("Replace masters already in the folder")
         top.add_widget(button_row(self.w.build, self.w.overwrite), stretch=0)
@@ -239,6 +243,12 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.folder_row.set_path(folder)
         self.refresh_list()
 
+    def _masters_stale_cb(self, session, masters):
+        for master in masters:
+            self._reported_stale[master.path] = master.mtime
+        if self.gui_up:
+            self.refresh_list()
+
     def folder_cb(self, row, path):
         self.session.set_masters_folder(path)
 
@@ -334,8 +344,12 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         stale = {m.path: n for m, n in stale_masters(self.masters, self.session.frames())}
         tree = {}
         for master in self.masters:
+            if self._reported_stale.get(master.path, master.mtime) != master.mtime:
+                del self._reported_stale[master.path]   # rebuilt since
             if master.path in stale:
                 status = f"stale: {stale[master.path]} newer raw frame(s)"
+            elif master.path in self._reported_stale:
+                status = "stale: newer raw frame arrived"
             else:
                 status = "up to date"
             tree[master.name] = {
@@ -346,7 +360,7 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
         self.w.list.set_tree(tree)
         self.w.list.set_optimal_column_widths()
         for master in self.masters:
-            if master.path in stale:
+            if master.path in stale or master.path in self._reported_stale:
                 self.w.list.set_cell_color([master.name], "status", fg="red", bold=True)
         self.w.provenance.set_text("")
 

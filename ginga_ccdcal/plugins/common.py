@@ -8,8 +8,9 @@
   runner that does work off the GUI thread and comes back to it.
 * `FolderRow` -- caption, path entry, "Browse..." button.
 * `MessageArea` -- a read-only text area for problems and summaries.
-* `panel_box`, `add_close_help`, `button_row`, `plugin_button`,
-  `float_spin` -- the small widget patterns every plugin panel repeats.
+* `panel_box`, `add_close_help`, `button_row`, `action_button`,
+  `plugin_button`, `float_spin` -- the small widget patterns every plugin
+  panel repeats.
 * `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
   channel with cut levels that show the sky (CCD Calibrate, watch mode).
 
@@ -33,7 +34,8 @@ from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
-           "add_close_help", "plugin_button", "float_spin", "CAL_SUFFIX",
+           "add_close_help", "action_button", "plugin_button", "float_spin",
+           "CAL_SUFFIX",
            "result_channel_name", "prepare_result_channel", "show_calibrated"]
 
 #: Frame types the user can assign to a frame.
@@ -188,31 +190,31 @@ def panel_box():
     return box
 
 
+def action_button(text, tooltip, action):
+    """A button calling ``action()`` (no arguments) when pressed."""
+    button = Widgets.Button(text)
+    if tooltip:
+        button.set_tooltip(tooltip)
+    button.add_callback("activated", lambda w: action())
+    return button
+
+
 def add_close_help(plugin, box):
     """Add the "Close" / "Help" row at the bottom of ``box``.
 
     "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (Ginga shows
     the plugin module's docstring).  Returns the row.
     """
-    close = Widgets.Button("Close")
-    close.set_tooltip("Close this plugin")
-    close.add_callback("activated", lambda w: plugin.close())
-    helpb = Widgets.Button("Help")
-    helpb.set_tooltip("How to use this plugin")
-    helpb.add_callback("activated", lambda w: plugin.help())
-    row = button_row(close, helpb)
+    row = button_row(action_button("Close", "Close this plugin", plugin.close),
+                     action_button("Help", "How to use this plugin", plugin.help))
     box.add_widget(row, stretch=0)
     return row
 
 
 def plugin_button(fv, text, name, tooltip=None):
     """A button that opens (or raises) the global plugin ``name``."""
-    button = Widgets.Button(text)
-    if tooltip:
-        button.set_tooltip(tooltip)
-    button.add_callback("activated",
-                        lambda w: fv.start_global_plugin(name, raise_tab=True))
-    return button
+    return action_button(text, tooltip,
+                         lambda: fv.start_global_plugin(name, raise_tab=True))
 
 
 def float_spin(value, low, high, step, decimals=1, tooltip=None):

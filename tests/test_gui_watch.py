@@ -1,0 +1,305 @@
+"""CCD Browser's watch mode and header-spellings editor in the real reference viewer.
+
+Watch tests tick the real "Watch" box, copy frames into the raw folder as
+a camera would, and pump Qt events until the results show.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ginga_ccdcal import classify
+from ginga_ccdcal.calibrate import calibrate_frame
+from ginga_ccdcal.errors import CcdcalError
+from ginga_ccdcal.masters import load_masters
+from ginga_ccdcal.match import match_light
+from ginga_ccdcal.plugins.CCDBrowser import (aliases_text, parse_aliases_text,
+                                             watch_result_lines)
+from ginga_ccdcal.scan import frame_from_file
+from ginga_ccdcal.watch import WatchResult
+
+from gui_support import gui, gui_session, tree_rows  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def ginga_home(tmp_path, monkeypatch):
+    """Spellings go to a test folder, never to the user's ~/.ginga."""
+    home = tmp_path / "ginga-home"
+    monkeypatch.setenv("GINGA_HOME", str(home))
+    return home
+
+
+def build_masters_with_button(gui, raw, out):
+    """Scan ``raw`` in the browser and build its masters with CCD Masters."""
+    browser = gui.open_night(raw, output=out)
+    masters = gui.global_plugin("CCDMasters")
+    gui.click(masters.w.build)
+    gui.wait_idle(masters, "the masters")
+    return browser, masters
+
+
+def start_watch(gui, browser, chname="Image"):
+    """Tick "Watch" with ``chname`` the current channel; wait until it runs."""
+    gui.fv.change_channel(chname)
+    assert not browser.w.watch.get_state()
+    gui.click(browser.w.watch)
+    gui.wait_for(lambda: browser.watching, "the watcher to start")
+    return browser.watcher
+
+
+def stop_watch(gui, browser):
+    watcher = browser.watcher
+    gui.click(browser.w.watch)
+    # unticking returns at once; the threads are joined in the background
+    assert browser.watch_state in ("stopping", "off")
+    gui.wait_idle(browser, "the watcher to stop")
+    assert browser.watch_state == "off" and browser.watcher is None
+    assert watcher.wait(timeout=1.0), "the watcher's threads still run"
+    assert not browser.w.watch.get_state()
+    return watcher
+
+
+def shown_path(gui, chname):
+    image = gui.channel_image(chname) if chname in gui.fv.get_channel_names() else None
+    return None if image is None else image.get("path")
+
+
+def test_watch_calibrates_new_lights_and_follows_calibration_frames(
+        gui, sample_night_dir, tmp_path):
+    raw, out, later = tmp_path / "raw", tmp_path / "out", tmp_path / "later"
+    shutil.copytree(sample_night_dir, raw)
+    # a light and a dark "not yet taken": they arrive while watching
+    later.mkdir()
+    light_name, dark_name = "SA112-SF1-019R2.fit", "darks-010D30.fit"
+    for name in (light_name, dark_name):
+        shutil.move(raw / name, later / name)
+    browser, masters = build_masters_with_button(gui, raw, out)
+    masters_dir = out / "masters"
+    assert {r for r in tree_rows(masters.w.list)} >= {"master_dark_30s.fits"}
+
+    watcher = start_watch(gui, browser)
+    assert (watcher.raw_dir, watcher.out_dir) == (str(raw), str(out))
+    assert watcher.masters_dir == str(masters_dir)
+    assert browser.w.watch.get_state()
+    assert browser.w.watch_status.get_text().startswith(f"Watching {raw} (native)")
+    # options cannot change under a running watcher
+    assert not browser.w.live.get_enabled() and not browser.w.poll.get_enabled()
+
+    shutil.copy(later / light_name, raw / light_name)
+    shutil.copy(later / dark_name, raw / dark_name)
+    light, dark = str(raw / light_name), str(raw / dark_name)
+    output = str(out / light_name)
+    gui.wait_for(lambda: shown_path(gui, "Image_cal") == output,
+                 "the calibrated light in Image_cal")
+    assert gui.fv.get_channel_info().name == "Image_cal"
+
+    # the image shown is the core's calibration of that file, with these masters
+    frame = frame_from_file(light)
+    match = match_light(frame, load_masters(str(masters_dir)))
+    expected = calibrate_frame(frame, match).data
+    image = gui.channel_image("Image_cal")
+    assert np.allclose(image.get_data(), expected, equal_nan=True)
+    assert np.allclose(fits.getdata(output), expected, equal_nan=True)
+    viewer = gui.fv.get_channel("Image_cal").viewer
+    assert viewer.get_settings().get("autocut_method") == "zscale"
+
+    # both new frames join the tree, in their groups
+    gui.wait_for(lambda: browser.path_of(dark) is not None
+                 and browser.path_of(light) is not None and not browser.busy,
+                 "the new frames to join the tree")
+    assert browser.path_of(dark)[:2] == ["frametype = dark", "exptime = 30"]
+    assert browser.path_of(light)[0] == "frametype = light"
+    # the dark makes the 30 s master dark older than the raw frames
+    gui.wait_for(lambda: tree_rows(masters.w.list)["master_dark_30s.fits"][0][5]
+                 .startswith("stale"), "CCD Masters to mark the 30 s dark stale")
+    assert tree_rows(masters.w.list)["master_bias.fits"][0][5] == "up to date"
+
+    # a line per frame: what happened, and each master with its version
+    gui.wait_for(lambda: watcher.counts["calibration"] == 1, "the dark's result")
+    log = browser.watch_log.get_text()
+    assert f"{light_name}: calibrated -> {output}" in log
+    for line in match.describe():
+        assert f"    {line}" in log
+    assert match.dark.master.version in log
+    assert f"{dark_name}: new dark 30 s frame; older now: master_dark_30s.fits" in log
+
+    # our own products dropped in the folder are ignored, and said so
+    shutil.copy(masters_dir / "master_bias.fits", raw / "copied_master.fits")
+    gui.wait_for(lambda: "copied_master.fits: ignored" in browser.watch_log.get_text(),
+                 "the copied master to be reported as ignored")
+
+    # the scan summary follows the tree
+    assert browser.messages.lines[0].endswith("78 frames (10 bias, 20 dark, 10 flat, "
+                                              "38 light)")
+
+    # show the new frames: calibration groups folded, the new light selected
+    gui.fv.ds.raise_tab("CCD Browser")
+    tree = browser.w.tree
+    for path in (["frametype = bias"], ["frametype = flat"], ["frametype = dark"]):
+        tree.get_widget().collapseItem(tree._path_to_item(path))
+    tree.set_selected([browser.path_of(light)])
+    gui.pump(0.3)     # let the tree lay itself out before scrolling
+    tree.scroll_to_path(browser.path_of(light))
+    assert gui.screenshot("ccd_watch").stat().st_size > 10000
+
+    stop_watch(gui, browser)
+    assert "Stopped watching" in browser.watch_log.lines[-1]
+    assert browser.w.watch_status.get_text() == "Not watching."
+    assert browser.w.live.get_enabled()
+    assert not gui.new_errors()
+
+
+def test_live_masters_by_polling_and_closing_stops_the_watch(gui, night, tmp_path):
+    out = tmp_path / "out"
+    browser, masters = build_masters_with_button(gui, night.path, out)
+    old = {m.name: m.version for m in load_masters(str(out / "masters"))}
+    gui.click(browser.w.live)
+    gui.click(browser.w.poll)
+    watcher = start_watch(gui, browser)
+    assert watcher.mode == "poll" and watcher.rebuild_masters
+
+    # another 60 s dark: the master is rebuilt from six frames
+    new_dark = night.path / "late_dark_60.fits"
+    shutil.copy(night.files["dark"][0], new_dark)
+    gui.wait_for(lambda: watcher.counts["calibration"] == 1, "the new dark's result")
+    rebuilt = {m.name: m for m in load_masters(str(out / "masters"))}
+    assert rebuilt["master_dark_60s.fits"].n_frames == 6
+    assert rebuilt["master_dark_60s.fits"].version != old["master_dark_60s.fits"]
+    # CCD Masters shows the new master, up to date
+    gui.wait_for(lambda: tree_rows(masters.w.list)["master_dark_60s.fits"][0][4] == "6",
+                 "CCD Masters to list the rebuilt dark")
+    assert tree_rows(masters.w.list)["master_dark_60s.fits"][0][5] == "up to date"
+
+    # closing the plugin stops the watcher without waiting for it
+    gui.fv.stop_global_plugin("CCDBrowser")
+    assert browser.watch_state in ("stopping", "off")
+    gui.wait_for(lambda: browser.watch_state == "off", "the watcher to stop")
+    assert watcher.wait(timeout=1.0)
+    assert not gui.new_errors()
+
+
+def test_watch_refuses_a_bad_output_folder(gui, night):
+    browser = gui.open_night(night.path)
+    browser.out_row.set_path(str(night.path))
+    gui.click(browser.w.watch)
+    gui.wait_for(lambda: browser.watch_state == "off", "the refusal")
+    assert "must differ from the raw folder" in browser.watch_log.get_text()
+    assert not browser.w.watch.get_state()
+    assert browser.w.watch_status.get_text() == "Not watching."
+    assert not gui.new_errors()
+
+
+def test_watch_scans_the_folder_first(gui, night, tmp_path):
+    browser = gui.global_plugin("CCDBrowser")
+    browser.folder_row.set_path(str(night.path))
+    browser.out_row.set_path(str(tmp_path / "quick"))
+    watcher = start_watch(gui, browser)
+    assert gui.session.folder == str(night.path)
+    assert gui.session.output_folder == str(tmp_path / "quick")
+    assert watcher.masters_dir == str(tmp_path / "quick" / "masters")
+    assert len(gui.session.frames()) == sum(len(v) for v in night.files.values())
+    stop_watch(gui, browser)
+
+
+# -- header spellings ---------------------------------------------------------
+
+def test_spellings_editor_regroups_and_writes_the_shared_file(gui, night, ginga_home):
+    # a dark for the flats whose camera calls it FLAT-DK: read as a flat
+    odd = night.path / "flatdark_001.fits"
+    shutil.copy(night.files["dark"][0], odd)
+    with fits.open(odd, mode="update") as hdul:
+        hdul[0].header["IMAGETYP"] = "FLAT-DK"
+    browser = gui.open_night(night.path)
+    assert browser.path_of(str(odd))[0] == "frametype = flat"
+    assert browser.w.aliases.get_text() == "[types]\n\n[filters]"
+
+    gui.click(browser.w.aliases_expander.toggle)
+    browser.w.aliases.get_widget().setPlainText(
+        "[types]\nFLAT-DK = dark   # our flat darks\n\n[filters]\nRed = R\n")
+    gui.click(browser.w.save_aliases)
+    gui.wait_idle(browser, "the rescan with the spellings")
+    path = browser.path_of(str(odd))
+    assert path[:2] == ["frametype = dark", "exptime = 60"]
+    assert tree_rows(browser.w.tree)["frametype = dark"][1]["exptime = 60"][1][
+        odd.name][0][2] == "dark"
+    saved = ginga_home / "ccdcal_aliases.json"
+    assert json.loads(saved.read_text()) == {"type": {"FLAT-DK": "dark"},
+                                             "filter": {"Red": "R"}}
+    assert classify.default_aliases_path() == str(saved)
+    assert gui.session.aliases == classify.load_aliases(str(saved))
+
+    # a line that cannot be read: nothing saved, the line is named
+    browser.w.aliases.get_widget().setPlainText("[types]\nFLAT-DK dark\n")
+    gui.click(browser.w.save_aliases)
+    assert browser.messages.lines == [
+        "Spellings not saved: line 2: 'FLAT-DK dark' is not 'header value = ours'"]
+    assert json.loads(saved.read_text())["type"] == {"FLAT-DK": "dark"}
+
+    # reopened, the browser reads the file again
+    gui.fv.stop_global_plugin("CCDBrowser")
+    browser = gui.global_plugin("CCDBrowser")
+    assert browser.w.aliases.get_text() == "[types]\nFLAT-DK = dark\n\n[filters]\nRed = R"
+    assert not gui.new_errors()
+
+
+def test_a_broken_spellings_file_is_reported_not_used(gui, ginga_home):
+    ginga_home.mkdir()
+    (ginga_home / "ccdcal_aliases.json").write_text('{"type": {"x": "galaxy"}}')
+    browser = gui.global_plugin("CCDBrowser")
+    assert browser.messages.lines[-1].startswith("Header spellings not used: ")
+    assert "unknown frame type(s) galaxy" in browser.messages.lines[-1]
+    assert gui.session.aliases is None
+
+
+def test_exposure_tolerance_changes_the_groups(gui, night):
+    browser = gui.open_night(night.path)
+    assert browser.w.tolerance.get_value() == 0.5
+    darks = tree_rows(browser.w.tree)["frametype = dark"][1]
+    assert list(darks) == ["exptime = 60", "exptime = 120"]
+    browser.w.tolerance.get_widget().setValue(100.0)
+    gui.pump()
+    darks = tree_rows(browser.w.tree)["frametype = dark"][1]
+    assert len(darks) == 1 and list(darks.values())[0][0][1] == "10"
+    assert browser.tolerances()["exptime"] == 100.0
+
+
+# -- the plain functions behind the widgets ---------------------------------------
+
+def test_aliases_text_round_trips():
+    aliases = {"type": {"calib-z": "bias", "Flat = lamp": "flat"},
+               "filter": {"Halpha": "Ha"}}
+    assert parse_aliases_text(aliases_text(aliases)) == aliases
+    assert parse_aliases_text("") == {"type": {}, "filter": {}}
+    assert parse_aliases_text("[Filters]\n# comment\nO[III] = OIII") == \
+        {"type": {}, "filter": {"O[III]": "OIII"}}
+    assert parse_aliases_text("[types]\nZ = BIAS") == {"type": {"Z": "bias"}, "filter": {}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Z = bias", "line 1: put 'Z = bias' under [types] or [filters]"),
+    ("[kinds]", "line 1: unknown section [kinds]"),
+    ("[types]\n\nZ = galaxy", "line 3: 'galaxy' is not a frame type"),
+    ("[filters]\n = R", "line 2: '= R' is not 'header value = ours'"),
+])
+def test_aliases_text_errors_name_the_line(text, message):
+    with pytest.raises(CcdcalError) as info:
+        parse_aliases_text(text)
+    assert str(info.value).startswith(message)
+
+
+def test_watch_result_lines():
+    result = WatchResult(path="/raw/a.fits", name="a.fits", status="problem",
+                         problem="truncated FITS (unchanged for 30 s)")
+    assert watch_result_lines(result, "21:04:17") == [
+        "21:04:17 a.fits: truncated FITS (unchanged for 30 s)"]
+    result = WatchResult(path="/raw/b.fits", name="b.fits", status="exists",
+                         output="/out/b.fits", lines=["bias: m.fits (3 frames) - only one"])
+    assert watch_result_lines(result) == [
+        "b.fits: already calibrated (/out/b.fits), skipped",
+        "    bias: m.fits (3 frames) - only one"]
