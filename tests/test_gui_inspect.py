@@ -131,10 +131,18 @@ def test_another_folder_is_scanned_and_what_is_missing_is_said(gui, inspect, nig
     assert measured(shown, "gain")[0].endswith("e-/ADU  (header EGAIN)")
     assert "  note: no flats: gain not measured" in shown
     assert tab_titles(plugin.w.plots) == ["Bias", "Hot pixels"]
+    assert plugin.folder_row.get_path() == str(folder)
     assert plugin.messages.lines[1].startswith("No plot for: Photon transfer, Flat")
     assert plugin.w.write.get_enabled()
     assert not plugin.w.bad_pixels.get_enabled()
     assert plugin.show_bad_pixels() is False
+    # closed and opened again, the panel shows the same report and plots
+    gui.click(plugin.w.close_help.get_children()[0])   # Close
+    assert not gui.fv.gpmon.is_active("CCDInspect")
+    plugin = gui.global_plugin("CCDInspect")
+    assert plugin.w.report.get_text().splitlines() == shown
+    assert tab_titles(plugin.w.plots) == ["Bias", "Hot pixels"]
+    assert plugin.folder_row.get_path() == str(folder)
 
     # lights only: a message, not a traceback
     lights = tmp_path / "lights"

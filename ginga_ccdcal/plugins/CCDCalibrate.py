@@ -85,10 +85,10 @@ from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
 from ..steps import calibration_steps, common_cuts
-from .common import (CAL_SUFFIX, FolderRow, MessageArea, TaskPanel, add_close_help,
-                     button_row, default_output_folder, get_session, panel_box,
-                     plugin_button, prepare_result_channel, result_channel_name,
-                     show_calibrated)
+from .common import (CAL_SUFFIX, FolderRow, MessageArea, TaskPanel, action_button,
+                     add_close_help, button_row, default_output_folder, get_session,
+                     panel_box, plugin_button, prepare_result_channel,
+                     result_channel_name, show_calibrated)
 
 __all__ = ["CCDCalibrate", "parse_options", "DARK_SCALES"]
 
@@ -253,18 +253,14 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
                                     tooltip="Calibrated frames are written here")
         page.add_widget(self.output_row.get_widget(), stretch=0)
 
-        self.w.calibrate = Widgets.Button("Calibrate")
-        self.w.calibrate.set_tooltip("Calibrate this frame and show it in "
-                                     "the <channel>_cal channel")
-        self.w.calibrate.add_callback("activated", lambda w: self.calibrate())
-        self.w.calibrate_all = Widgets.Button("Calibrate all")
-        self.w.calibrate_all.set_tooltip("Calibrate every light frame of the "
-                                         "CCD Browser's scan")
-        self.w.calibrate_all.add_callback("activated", lambda w: self.calibrate_all())
-        self.w.show_steps = Widgets.Button("Show steps")
-        self.w.show_steps.set_tooltip("Show the frame after each calibration step, "
-                                      "side by side (nothing is written)")
-        self.w.show_steps.add_callback("activated", lambda w: self.show_steps())
+        self.w.calibrate = action_button("Calibrate", "Calibrate this frame and show "
+                                         "it in the <channel>_cal channel", self.calibrate)
+        self.w.calibrate_all = action_button("Calibrate all", "Calibrate every light "
+                                             "frame of the CCD Browser's scan",
+                                             self.calibrate_all)
+        self.w.show_steps = action_button("Show steps", "Show the frame after each "
+                                          "calibration step, side by side (nothing is "
+                                          "written)", self.show_steps)
         self.w.overwrite = Widgets.CheckBox("Replace existing")
         self.w.overwrite.set_tooltip("Calibrate again frames whose output exists")
         page.add_widget(button_row(self.w.calibrate, self.w.calibrate_all,
@@ -510,23 +506,22 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         self.w.open_masters.set_enabled(bool(missing))
         self._enable_frame_buttons(True)
 
-    def _ready(self):
-        """True if there is a frame and a match; otherwise says why not."""
+    def _prepared(self):
+        """``(frame, match, options)`` to work on, or None after saying why not."""
         if self.frame is None or self.match is None:
             self.messages.set_lines([self.w.missing.get_text() or self.w.frame.get_text()
                                      or "Nothing to calibrate."])
-            return False
-        return True
+            return None
+        options = self._options_or_say()
+        return None if options is None else (self.frame, self.match, options)
 
     # -- calibrating one frame -------------------------------------------------
     def calibrate(self):
         """Calibrate the channel's frame off the GUI thread; False if not started."""
-        if not self._ready():
+        prepared = self._prepared()
+        if prepared is None:
             return False
-        options = self._options_or_say()
-        if options is None:
-            return False
-        frame, match = self.frame, self.match
+        frame, match, options = prepared
         out_dir = self.output_row.get_path() or self._output_folder_for(frame)
         raw_root = self.session.folder
         overwrite = self.w.overwrite.get_state()
@@ -621,12 +616,10 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         when given as a number, for the dark current in electrons; cosmic
         rays and the conversion to electrons come after the last step.
         """
-        if not self._ready():
+        prepared = self._prepared()
+        if prepared is None:
             return False
-        options = self._options_or_say()
-        if options is None:
-            return False
-        frame, match = self.frame, self.match
+        frame, match, options = prepared
         gain = options["gain"] if isinstance(options["gain"], float) else None
         self.messages.set_lines([f"Working out the steps of {frame.name} ..."])
 

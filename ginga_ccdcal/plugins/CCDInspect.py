@@ -55,7 +55,6 @@ Settings live in ``plugin_CCDInspect.cfg`` in Ginga's settings folder:
 """
 
 import os
-import shutil
 import tempfile
 
 from astropy.io import fits
@@ -65,8 +64,8 @@ from ginga.gw import Widgets
 
 from ..characterise import REPORT_FILES, characterise, characterise_folder, write_report
 from ..masters import load_masters
-from .common import (FolderRow, MessageArea, TaskPanel, add_close_help, button_row,
-                     default_output_folder, get_session, panel_box)
+from .common import (FolderRow, MessageArea, TaskPanel, action_button, add_close_help,
+                     button_row, default_output_folder, get_session, panel_box)
 
 __all__ = ["CCDInspect", "PLOTS", "render_plots"]
 
@@ -144,17 +143,14 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
                                     tooltip="Where \"Write report\" puts the report")
         top.add_widget(self.report_row.get_widget(), stretch=0)
 
-        self.w.characterise = Widgets.Button("Characterise")
-        self.w.characterise.set_tooltip("Measure read noise, gain, dark current, hot "
-                                        "and bad pixels, bias structure, vignetting")
-        self.w.characterise.add_callback("activated", lambda w: self.characterise())
-        self.w.write = Widgets.Button("Write report")
-        self.w.write.set_tooltip("Write the HTML/text report, plots and bad-pixel "
-                                 "mask into the report folder")
-        self.w.write.add_callback("activated", lambda w: self.write())
-        self.w.bad_pixels = Widgets.Button("Show bad pixels")
-        self.w.bad_pixels.set_tooltip("Show the bad-pixel mask (1 = bad) in a channel")
-        self.w.bad_pixels.add_callback("activated", lambda w: self.show_bad_pixels())
+        self.w.characterise = action_button(
+            "Characterise", "Measure read noise, gain, dark current, hot and bad "
+            "pixels, bias structure, vignetting", self.characterise)
+        self.w.write = action_button("Write report", "Write the HTML/text report, "
+                                     "plots and bad-pixel mask into the report folder",
+                                     self.write)
+        self.w.bad_pixels = action_button("Show bad pixels", "Show the bad-pixel mask "
+                                          "(1 = bad) in a channel", self.show_bad_pixels)
         top.add_widget(button_row(self.w.characterise, self.w.write,
                                   self.w.bad_pixels), stretch=0)
 
@@ -174,12 +170,14 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
 
         self.messages = MessageArea("Messages", max_height=60)
         top.add_widget(self.messages.get_widget(), stretch=0)
-        add_close_help(self, top)
+        self.w.close_help = add_close_help(self, top)
         container.add_widget(top, stretch=1)
         self.gui_up = True
 
     def start(self):
-        self.folder_row.set_path(self.session.folder)
+        # Reopened, the panel shows its last report: the folder goes with it.
+        self.folder_row.set_path(self.report.folder if self.report is not None
+                                 else self.session.folder)
         self._update_source()
         self._enable_result_buttons()
         if self.report is not None:
@@ -191,8 +189,6 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
     def stop(self):
         if self.task is not None and self.task.busy:
             self.task.cancel()
-        self._drop_plot_dir()
-        self.plots = {}
         self.gui_up = False
 
     def close(self):
@@ -258,11 +254,6 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
         self.w.bad_pixels.set_enabled(report is not None
                                       and report.bad_pixel_mask is not None)
 
-    def _drop_plot_dir(self):
-        if self._plot_dir is not None:
-            shutil.rmtree(self._plot_dir, ignore_errors=True)
-            self._plot_dir = None
-
     # -- characterising ------------------------------------------------------
     def characterise(self):
         """Characterise the folder's CCD off the GUI thread; False if not started."""
@@ -275,7 +266,10 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
             scan, masters_folder = self.session.scan, self.session.masters_folder
         else:
             scan = masters_folder = None
-        plot_dir = tempfile.mkdtemp(prefix="ccdcal-inspect-")
+        # The panel's plots live as long as they are shown (a reopened
+        # panel shows them again); the folder goes with the next run, or
+        # when Python exits.
+        plot_dir = tempfile.TemporaryDirectory(prefix="ccdcal-inspect-")
         width = int(self.settings.get("plot_width", 460))
         self.messages.set_lines([f"Characterising the CCD from {folder} ..."])
 
@@ -286,15 +280,16 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
             else:
                 report = characterise_folder(folder, progress=progress, cancel=cancel)
             progress(1, 1, "drawing the plots")
-            return report, render_plots(report, plot_dir, width)
+            return report, render_plots(report, plot_dir.name, width)
 
         def failed(message, cancelled):
-            shutil.rmtree(plot_dir, ignore_errors=True)
+            plot_dir.cleanup()
             self.messages.set_lines(["Cancelled." if cancelled
                                      else f"Not characterised: {message}"])
 
         def done(result):
-            self._drop_plot_dir()
+            if self._plot_dir is not None:
+                self._plot_dir.cleanup()
             self._plot_dir = plot_dir
             self.report, self.plots = result
             self.written = {}
@@ -303,7 +298,7 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
         started = self.task.run(work, label="Characterising", on_done=done,
                                 on_error=failed)
         if not started:
-            shutil.rmtree(plot_dir, ignore_errors=True)
+            plot_dir.cleanup()
         return started
 
     def _show_report(self):
