@@ -127,3 +127,19 @@ def test_no_bias_frames_is_reported_not_fatal(gui, night, tmp_path):
     assert "Traceback" not in text
     assert "master_bias.fits" not in os.listdir(tmp_path / "out" / "masters")
     assert not gui.new_errors()
+
+
+def test_masters_reported_stale_by_the_watch_until_rebuilt(gui, night, tmp_path):
+    masters = build(gui, night, tmp_path)
+    folder = str(tmp_path / "out" / "masters")
+    dark = [m for m in load_masters(folder) if m.name == "master_dark_60s.fits"]
+    # what the browser's watch does when a new 60 s dark arrives
+    gui.session.report_stale(dark)
+    rows = tree_rows(masters.w.list)
+    assert rows["master_dark_60s.fits"][0][5] == "stale: newer raw frame arrived"
+    assert rows["master_dark_120s.fits"][0][5] == "up to date"
+    # rebuilt: up to date again
+    masters.w.overwrite.set_state(True)
+    gui.click(masters.w.build)
+    gui.wait_idle(masters)
+    assert tree_rows(masters.w.list)["master_dark_60s.fits"][0][5] == "up to date"

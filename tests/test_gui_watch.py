@@ -5,7 +5,6 @@ a camera would, and pump Qt events until the results show.
 """
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -44,9 +43,10 @@ def build_masters_with_button(gui, raw, out):
     return browser, masters
 
 
-def start_watch(gui, browser, chname="Image"):
-    """Tick "Watch" with ``chname`` the current channel; wait until it runs."""
-    gui.fv.change_channel(chname)
+def start_watch(gui, browser, chname=None):
+    """Tick "Watch" (with ``chname`` the current channel); wait until it runs."""
+    if chname is not None:
+        gui.fv.change_channel(chname)
     assert not browser.w.watch.get_state()
     gui.click(browser.w.watch)
     gui.wait_for(lambda: browser.watching, "the watcher to start")
@@ -83,7 +83,7 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
     masters_dir = out / "masters"
     assert {r for r in tree_rows(masters.w.list)} >= {"master_dark_30s.fits"}
 
-    watcher = start_watch(gui, browser)
+    watcher = start_watch(gui, browser, "Image")
     assert (watcher.raw_dir, watcher.out_dir) == (str(raw), str(out))
     assert watcher.masters_dir == str(masters_dir)
     assert browser.w.watch.get_state()
@@ -148,6 +148,12 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
     tree.scroll_to_path(browser.path_of(light))
     assert gui.screenshot("ccd_watch").stat().st_size > 10000
 
+    # a raw frame clicked now goes to Image, not among the results
+    first = gui.session.frames("light")[0].path
+    gui.select_row(browser.w.tree, browser.path_of(first))
+    gui.wait_for(lambda: shown_path(gui, "Image") == first, "the clicked light in Image")
+    assert shown_path(gui, "Image_cal") == output
+
     stop_watch(gui, browser)
     assert "Stopped watching" in browser.watch_log.lines[-1]
     assert browser.w.watch_status.get_text() == "Not watching."
@@ -161,7 +167,10 @@ def test_live_masters_by_polling_and_closing_stops_the_watch(gui, night, tmp_pat
     old = {m.name: m.version for m in load_masters(str(out / "masters"))}
     gui.click(browser.w.live)
     gui.click(browser.w.poll)
+    # the masters were just shown: lights still go to Image_cal, not Masters_cal
+    assert gui.fv.get_channel_info().name == "Masters"
     watcher = start_watch(gui, browser)
+    assert browser.watch_chname == "Image_cal"
     assert watcher.mode == "poll" and watcher.rebuild_masters
 
     # another 60 s dark: the master is rebuilt from six frames

@@ -266,6 +266,11 @@ def watch_result_lines(result, clock=None):
     return lines
 
 
+def _master_versions(masters):
+    """What changes when a master is rebuilt, added or removed."""
+    return sorted((m.path, m.version, m.mtime) for m in masters)
+
+
 class CCDBrowser(GingaPlugin.GlobalPlugin):
     """Folder scan, header-grouped tree, type overrides (see module help)."""
 
@@ -321,13 +326,6 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
                                     "separated by commas (any header keyword)")
         self.w.group_by.add_callback("activated", self.group_by_cb)
         row.add_widget(self.w.group_by, stretch=1)
-        row.add_widget(Widgets.Label("Exposure +/-"), stretch=0)
-        self.w.tolerance = float_spin(
-            self.settings.get("exptime_tolerance"), 0.0, 3600.0, 0.1, decimals=2,
-            tooltip="Exposures closer than this (seconds) form one group")
-        self.w.tolerance.add_callback("value-changed", self.tolerance_cb)
-        row.add_widget(self.w.tolerance, stretch=0)
-        row.add_widget(Widgets.Label("s"), stretch=0)
         self.w.recursive = Widgets.CheckBox("Sub-folders")
         self.w.recursive.set_state(bool(self.settings.get("recursive", True)))
         self.w.recursive.set_tooltip("Also scan the folders inside")
@@ -341,8 +339,16 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
                                       lambda: self.w.tree.expand_all(True))
         self.w.collapse = action_button("Collapse", "Close every group",
                                         lambda: self.w.tree.expand_all(False))
-        top.add_widget(button_row(self.w.scan, self.w.refresh, self.w.expand,
-                                  self.w.collapse), stretch=0)
+        row = button_row(self.w.scan, self.w.refresh, self.w.expand, self.w.collapse)
+        # (after the row's spacer: the exposure tolerance sits on the right)
+        row.add_widget(Widgets.Label("Exposure +/-"), stretch=0)
+        self.w.tolerance = float_spin(
+            self.settings.get("exptime_tolerance"), 0.0, 3600.0, 0.1, decimals=2,
+            tooltip="Exposures closer than this (seconds) form one group")
+        self.w.tolerance.add_callback("value-changed", self.tolerance_cb)
+        row.add_widget(self.w.tolerance, stretch=0)
+        row.add_widget(Widgets.Label("s"), stretch=0)
+        top.add_widget(row, stretch=0)
 
         self.task = TaskPanel(self.fv, "CCDBrowser")
         top.add_widget(self.task.get_widget(), stretch=0)
@@ -713,10 +719,29 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         return None
 
     def load_frame(self, frame):
-        """Load ``frame`` in the current channel with Ginga's loader."""
+        """Load ``frame`` in the current channel with Ginga's loader.
+
+        Raw frames stay out of the channels of products: when the current
+        channel shows masters or calibrated frames, the frame goes to the
+        raw channel (`raw_channel`).
+        """
+        self.fv.nongui_do(self.fv.load_file, frame.path, chname=self.raw_channel())
+
+    def raw_channel(self):
+        """The channel raw frames are shown in: the current one, unless it
+        holds products -- ``Image_cal`` (results) gives ``Image``, the
+        masters channel gives ``Image``.
+        """
         channel = self.fv.get_current_channel()
-        chname = channel.name if channel is not None else None
-        self.fv.nongui_do(self.fv.load_file, frame.path, chname=chname)
+        chname = channel.name if channel is not None else "Image"
+        suffix = self.settings.get("channel_suffix", CAL_SUFFIX)
+        masters_channel = self.fv.get_preferences().create_category(
+            "plugin_CCDMasters").get("channel", "Masters")
+        if chname.endswith(suffix) and self.fv.has_channel(chname[:-len(suffix)]):
+            return chname[:-len(suffix)]
+        if chname == masters_channel:
+            return "Image"
+        return chname
 
     # -- type overrides ------------------------------------------------------
     def set_type_cb(self):
@@ -807,10 +832,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             self.session.output_folder = out
             self.session.masters_built()
         masters_dir = self.session.masters_folder
-        channel = self.fv.get_current_channel()
-        base = channel.name if channel is not None else "Image"
         self.watch_chname = result_channel_name(
-            base, self.settings.get("channel_suffix", CAL_SUFFIX))
+            self.raw_channel(), self.settings.get("channel_suffix", CAL_SUFFIX))
         live = self.w.live.get_state()
         poll = self.w.poll.get_state()
         recursive = self.w.recursive.get_state()
@@ -855,6 +878,7 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             return
         self.watcher = watcher
         self.watch_state = "on"
+        self._watch_masters = _master_versions(watcher.masters)
         self._show_watch_state()
 
     def stop_watch(self):
@@ -957,10 +981,10 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         watcher = self.watcher
         if watcher is None:
             return
-        versions = sorted((m.path, m.version, m.mtime) for m in watcher.masters)
-        if self._watch_masters is not None and versions != self._watch_masters:
+        versions = _master_versions(watcher.masters)
+        if versions != self._watch_masters:
+            self._watch_masters = versions
             self.session.masters_built()
-        self._watch_masters = versions
 
     # -- the user's header spellings ---------------------------------------------
     def load_aliases(self, quiet=False):
