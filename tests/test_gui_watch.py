@@ -312,3 +312,15 @@ def test_watch_result_lines():
     assert watch_result_lines(result) == [
         "b.fits: already calibrated (/out/b.fits), skipped",
         "    bias: m.fits (3 frames) - only one"]
+
+
+def test_watch_needs_an_existing_folder(gui, tmp_path):
+    browser = gui.global_plugin("CCDBrowser")
+    browser.folder_row.set_path("")
+    gui.click(browser.w.watch)
+    assert browser.watch_log.lines[-1].endswith("Choose the raw folder to watch first.")
+    browser.folder_row.set_path(str(tmp_path / "nowhere"))
+    gui.click(browser.w.watch)
+    assert browser.watch_log.lines[-1].endswith(f"Cannot watch {tmp_path / 'nowhere'}: "
+                                                "no such folder.")
+    assert browser.watch_state == "off" and not browser.w.watch.get_state()

@@ -807,8 +807,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             return False
         folder = self.folder_row.get_path()
         if not folder or not os.path.isdir(folder):
-            self.watch_log_line(f"Cannot watch {folder or 'nothing'}: choose an "
-                                "existing raw folder first.")
+            self.watch_log_line(f"Cannot watch {folder}: no such folder." if folder
+                                else "Choose the raw folder to watch first.")
             self._show_watch_state()
             return False
         if self.task.busy:
