@@ -6,7 +6,7 @@ vignetting.
 **Plugin Type: Global**
 
 ``CCDInspect`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operations" menu under "CCD Calibration".
+Open it from the "Plugins" menu under "CCD Calibration".
 
 **Usage**
 
