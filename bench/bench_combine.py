@@ -72,8 +72,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def set_malloc(mode):
     """Tune glibc's malloc for measuring memory or for timing.
 
-    ``"measure"``: every block of 128 KiB or more gets its own mapping and
-    goes back to the OS when freed, so RSS shows what a call really holds
+    ``"measure"``: free heap memory is returned to the OS and every block
+    of 128 KiB or more gets its own mapping that goes back to the OS when
+    freed, so RSS shows what a call really holds
     (by default glibc raises its mmap threshold after large frees and then
     keeps freed arrays in the heap, where the next call reuses them and
     looks cheaper than it is).  ``"time"``: the 32 MiB threshold glibc
@@ -91,6 +92,10 @@ def set_malloc(mode):
         libc = ctypes.CDLL(name)
         ok = libc.mallopt(_M_MMAP_THRESHOLD, mmap)
         libc.mallopt(_M_TRIM_THRESHOLD, trim)
+        if mode == "measure":
+            # Hand back what earlier calls freed into the heap, or the
+            # measured call would reuse it without RSS growing.
+            libc.malloc_trim(0)
         return bool(ok)
     except (OSError, AttributeError):
         return False
