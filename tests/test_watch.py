@@ -477,8 +477,14 @@ def test_live_masters_rebuilt_when_new_calibration_frames_arrive(tmp_path):
         extra = write_night(tmp_path / "more", camera, [("dark", 60.0, None, 2),
                                                         ("light", 60.0, "R", 1)], seed=9)
         for path in extra:
-            shutil.copy(path, raw / ("new-" + os.path.basename(path)))
-            assert watcher.wait_idle(30)
+            target = raw / ("new-" + os.path.basename(path))
+            shutil.copy(path, target)
+            # Wait for this file's own result: "idle" alone may come before
+            # the file system has even told the watcher about it.
+            deadline = time.monotonic() + 60
+            while not any(r.path == str(target) for r in results):
+                assert time.monotonic() < deadline, f"no result for {target.name}"
+                time.sleep(0.05)
     light = next(r for r in results if r.status == "calibrated")
     dark_line = next(line for line in light.lines if line.startswith("dark:"))
     assert "(5 frames" in dark_line
