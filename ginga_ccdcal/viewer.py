@@ -30,7 +30,7 @@ __all__ = ["ensure_qt_platform", "RunningViewer", "create_viewer",
            "current_viewer", "start_viewer", "run_demo", "main", "PLUGIN_NAMES"]
 
 #: Our plugins, as the reference viewer names them.
-PLUGIN_NAMES = ("CCDBrowser", "CCDMasters", "CCDCalibrate")
+PLUGIN_NAMES = ("CCDBrowser", "CCDMasters", "CCDCalibrate", "CCDInspect")
 
 _current = None
 

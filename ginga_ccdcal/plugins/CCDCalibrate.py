@@ -85,7 +85,7 @@ from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
 from ..steps import calibration_steps, common_cuts
-from .common import (CAL_SUFFIX, FolderRow, MessageArea, TaskPanel, action_button,
+from .common import (CAL_SUFFIX, FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
                      add_close_help, button_row, default_output_folder, get_session,
                      panel_box, plugin_button, prepare_result_channel,
                      result_channel_name, show_calibrated)
@@ -186,7 +186,7 @@ class _StepPanel:
             viewer.zoom_fit()
 
 
-class CCDCalibrate(GingaPlugin.LocalPlugin):
+class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
     """One-click calibration of a channel's light frame (see module help)."""
 
     def __init__(self, fv, fitsimage):
@@ -352,15 +352,6 @@ class CCDCalibrate(GingaPlugin.LocalPlugin):
         return "ccdcalibrate"
 
     # -- state ---------------------------------------------------------------
-    @property
-    def busy(self):
-        """True while a calibration runs."""
-        return self.task is not None and self.task.busy
-
-    def cancel(self):
-        if self.task is not None:
-            self.task.cancel()
-
     @property
     def cal_chname(self):
         """The channel calibrated frames are shown in."""

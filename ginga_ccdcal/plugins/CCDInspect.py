@@ -64,8 +64,8 @@ from ginga.gw import Widgets
 
 from ..characterise import REPORT_FILES, characterise, characterise_folder, write_report
 from ..masters import load_masters
-from .common import (FolderRow, MessageArea, TaskPanel, action_button, add_close_help,
-                     button_row, default_output_folder, get_session, panel_box)
+from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
+                     add_close_help, button_row, default_output_folder, get_session, panel_box)
 
 __all__ = ["CCDInspect", "PLOTS", "render_plots"]
 
@@ -108,7 +108,7 @@ def render_plots(report, folder, width):
     return scaled
 
 
-class CCDInspect(GingaPlugin.GlobalPlugin):
+class CCDInspect(RunsTasks, GingaPlugin.GlobalPlugin):
     """CCD characterisation of a night's calibration frames (see module help)."""
 
     def __init__(self, fv):
@@ -199,15 +199,6 @@ class CCDInspect(GingaPlugin.GlobalPlugin):
         return "ccdinspect"
 
     # -- state ---------------------------------------------------------------
-    @property
-    def busy(self):
-        """True while a characterisation or a report write runs."""
-        return self.task is not None and self.task.busy
-
-    def cancel(self):
-        if self.task is not None:
-            self.task.cancel()
-
     def _uses_session_scan(self, folder):
         """True if ``folder`` is the one the CCD Browser scanned."""
         session = self.session

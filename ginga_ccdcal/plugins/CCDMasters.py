@@ -50,8 +50,8 @@ from ginga.gw import Widgets
 
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..safe_write import ensure_folder
-from .common import (FolderRow, MessageArea, TaskPanel, action_button, add_close_help,
-                     button_row, float_spin, get_session, panel_box, plugin_button)
+from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
+                     add_close_help, button_row, float_spin, get_session, panel_box, plugin_button)
 
 __all__ = ["CCDMasters"]
 
@@ -60,7 +60,7 @@ _COLUMNS = [("Master", "name"), ("Kind", "kind"), ("Exposure", "exptime"),
             ("Filter", "filter"), ("Frames", "n"), ("Status", "status")]
 
 
-class CCDMasters(GingaPlugin.GlobalPlugin):
+class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
     """Master builder working on the CCD Browser's scan (see module help)."""
 
     def __init__(self, fv):
@@ -202,10 +202,6 @@ class CCDMasters(GingaPlugin.GlobalPlugin):
     def busy(self):
         """True while masters are being built or opened in the channel."""
         return (self.task is not None and self.task.busy) or self._loading > 0
-
-    def cancel(self):
-        if self.task is not None:
-            self.task.cancel()
 
     def input_frames(self):
         """The calibration frames of the browser's scan, by kind."""

@@ -282,6 +282,26 @@ def show_calibrated(fv, ccd, path, chname, autocut_method="zscale"):
     return image
 
 
+class RunsTasks:
+    """Mixin for plugins whose long work runs through a `TaskPanel` (``self.task``).
+
+    Gives the ``busy`` flag tests and other plugins wait on, and ``cancel``;
+    a plugin with more going on extends them.
+    """
+
+    task = None
+
+    @property
+    def busy(self):
+        """True while the plugin's background work runs."""
+        return self.task is not None and self.task.busy
+
+    def cancel(self):
+        """Ask the background work to stop (it stops between units)."""
+        if self.task is not None:
+            self.task.cancel()
+
+
 class TaskPanel:
     """Progress bar + status + Cancel, and the runner behind them.
 
