@@ -18,7 +18,7 @@ from astropy.io import fits
 from .errors import FrameError
 
 __all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "LazyHeader",
-           "read_header", "read_image"]
+           "read_header", "read_image", "is_complete"]
 
 #: File names the scanner treats as FITS frames (case-insensitive).
 FITS_SUFFIXES = (".fit", ".fits", ".fts", ".fit.gz", ".fits.gz", ".fts.gz",
@@ -293,6 +293,17 @@ def read_header(path):
         except Exception as exc:
             raise FrameError(path, _describe(exc)) from None
     return HeaderInfo(header, index, _check_image_shape(path, tuple(shape)))
+
+
+def is_complete(path):
+    """True if ``path`` is a whole FITS file: its header parses and every
+    data byte it announces is there (not cut short by a crash or a writer
+    still at work)."""
+    try:
+        read_header(path)
+    except FrameError:
+        return False
+    return True
 
 
 def read_image(path, dtype=None):

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.io import fits
 
 from . import provenance
 from .combine import combine

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
-from .fitsfile import read_header
+from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
 from .progress import check, report
@@ -52,15 +52,6 @@ class NightReport:
                 + list(self.masters.problems) + list(self.calibration.problems))
 
 
-def _complete(path):
-    """True if ``path`` is a whole FITS file (not cut short by a crash)."""
-    try:
-        read_header(path)
-        return True
-    except FrameError:
-        return False
-
-
 def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
                      progress=None, cancel=None, **options):
     """Calibrate many lights; one bad light never stops the others.
@@ -87,7 +78,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
     for i, light in enumerate(lights):
         check(cancel)
         target = output_path(light, out_dir, raw_root)
-        if os.path.exists(target) and not overwrite and _complete(target):
+        if os.path.exists(target) and not overwrite and is_complete(target):
             result.existing.append(target)
         else:
             match = match_light(light, masters)

@@ -48,7 +48,7 @@ from watchdog.observers.polling import PollingObserver
 
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
-from .fitsfile import is_fits_name, read_header
+from .fitsfile import is_complete, is_fits_name
 from .masters import MASTER_KINDS, build_masters, load_masters, stale_masters
 from .match import match_light
 from .safe_write import OutputExists, ensure_folder
@@ -649,7 +649,7 @@ class FolderWatcher:
                                 stale=stale, lines=lines, warnings=warnings)
         target = output_path(frame, self.out_dir, self.raw_dir)
         exists = os.path.exists(target)
-        if exists and _complete(target):
+        if exists and is_complete(target):
             return self._result(job, "exists", t_start, frame=frame, output=target)
         if self._masters_dirty:
             warnings.extend(self._rebuild())
@@ -725,15 +725,6 @@ class FolderWatcher:
                 self.on_event(text)
             except Exception:
                 log.exception("watch: on_event callback failed")
-
-
-def _complete(path):
-    """True if ``path`` is a whole FITS file."""
-    try:
-        read_header(path)
-    except FrameError:
-        return False
-    return True
 
 
 def _signature(path):
