@@ -16,6 +16,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from . import provenance
 from .errors import CalibrationError
 from .fitsfile import read_image
+from .classify import header_number
 from .dark_scale import fit_dark_scale
 from .masters import master_data
 from .quality import pixel_warnings
@@ -177,20 +178,12 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
 
 
-def _header_number(header, keys):
-    for key in keys:
-        value = header.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
-    return None
-
-
 def _clean_cosmic_rays(data, header, gain, readnoise):
     """L.A.Cosmic on ``data`` (ADU) in place; returns the pixels cleaned."""
     from ccdproc import cosmicray_lacosmic
     if not isinstance(gain, (int, float)):
-        gain = _header_number(header, ("EGAIN", "GAIN")) or 1.0
-    readnoise = readnoise or _header_number(header, ("RDNOISE", "READNOIS")) or 6.5
+        gain = header_number(header, ("EGAIN", "GAIN")) or 1.0
+    readnoise = readnoise or header_number(header, ("RDNOISE", "READNOIS")) or 6.5
     provenance.add_history(header, f"cosmic rays: L.A.Cosmic with gain {gain:g} e-/ADU, "
                            f"read noise {readnoise:g} e-")
     ccd = cosmicray_lacosmic(CCDData(np.nan_to_num(data, nan=0.0), unit=u.adu),
@@ -205,7 +198,7 @@ def _clean_cosmic_rays(data, header, gain, readnoise):
 def _gain_value(frame, header, gain):
     if gain != "header":
         return float(gain)
-    value = _header_number(header, ("GAIN", "EGAIN"))
+    value = header_number(header, ("GAIN", "EGAIN"))
     if value is None:
         raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
                                "header has no GAIN or EGAIN")

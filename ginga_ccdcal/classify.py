@@ -15,7 +15,7 @@ __all__ = ["FRAME_TYPES", "TYPE_KEYWORDS", "EXPTIME_KEYWORDS",
            "FILTER_KEYWORDS", "normalise_type", "type_from_header",
            "exptime_from_header", "filter_from_header", "temperature_from_header",
            "binning_from_header", "guess_type_from_data", "load_aliases",
-           "save_aliases", "default_aliases_path"]
+           "save_aliases", "default_aliases_path", "header_number"]
 
 #: The types every frame ends up as ('unknown' when nothing tells).
 FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
@@ -107,6 +107,19 @@ def _number(value):
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def header_number(header, keys):
+    """The first positive number among ``keys`` in ``header``, or None.
+
+    For physical settings (gain, read noise, saturation level) where zero,
+    negative, text and logical values all mean "not given".
+    """
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
 
 
 def exptime_from_header(header):

@@ -6,6 +6,8 @@ the plugins and the output header pass on.
 
 import numpy as np
 
+from .classify import header_number
+
 __all__ = ["saturation_level", "saturated_fraction", "pixel_warnings"]
 
 #: A light with more than this fraction of saturated pixels is flagged.
@@ -20,10 +22,9 @@ def saturation_level(header, dtype):
     From SATURATE or DATAMAX in the header, else the largest value the
     file's integer type holds (65535 for the usual unsigned 16-bit data).
     """
-    for key in ("SATURATE", "DATAMAX"):
-        value = header.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
+    level = header_number(header, ("SATURATE", "DATAMAX"))
+    if level is not None:
+        return level
     dtype = np.dtype(dtype)
     if dtype.kind in "ui":
         return float(np.iinfo(dtype).max)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibrate import calibrate_frame
+from .classify import header_number
 from .masters import master_data
 
 __all__ = ["Step", "calibration_steps", "common_cuts"]
@@ -74,12 +75,8 @@ def calibration_steps(frame, match, *, gain=None, **kwargs):
         equals what `calibrate_frame` returns.
     """
     if gain is None:
-        for key in ("EGAIN", "GAIN"):
-            value = frame.header.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                # N.I.N.A.'s GAIN is a camera setting, not e-/ADU: EGAIN first.
-                gain = float(value)
-                break
+        # N.I.N.A.'s GAIN is a camera setting, not e-/ADU: EGAIN first.
+        gain = header_number(frame.header, ("EGAIN", "GAIN"))
     steps = []
 
     def keep(role, data, choice):
