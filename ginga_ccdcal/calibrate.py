@@ -198,7 +198,8 @@ def _clean_cosmic_rays(data, header, gain, readnoise):
 def _gain_value(frame, header, gain):
     if gain != "header":
         return float(gain)
-    value = header_number(header, ("GAIN", "EGAIN"))
+    # EGAIN first: N.I.N.A. writes its camera setting (not e-/ADU) as GAIN.
+    value = header_number(header, ("EGAIN", "GAIN"))
     if value is None:
         raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
                                "header has no GAIN or EGAIN")

@@ -227,3 +227,16 @@ def test_cosmic_rays_cleaned_on_request(tmp_path):
     assert clean.header["CRCLEAN"] >= hits.sum() // 2
     assert clean.header["CALSTAT"].endswith("C")
     assert np.mean(clean.data[~hits] == plain_e[~hits]) > 0.99
+
+
+def test_gain_from_header_prefers_egain(tmp_path):
+    # N.I.N.A. writes its gain *setting* as GAIN and e-/ADU as EGAIN.
+    camera = SyntheticCamera(shape=(24, 30), seed=2)
+    write_night(tmp_path / "raw", camera, [("bias", 0.0, None, 2),
+                                           ("light", 30.0, "R", 1)], style="nina")
+    scan = scan_folder(tmp_path / "raw")
+    report = build_masters(scan.frames, tmp_path / "m")
+    light = scan.of_type("light")[0]
+    assert light.header["GAIN"] != light.header["EGAIN"]
+    ccd = calibrate_frame(light, match_light(light, report.masters), gain="header")
+    assert ccd.header["GAINCOR"] == pytest.approx(light.header["EGAIN"])
