@@ -220,7 +220,7 @@ def _same_setup(master, frame):
     if master.kind == "flat" and (master.filter or "") != (frame.filter or ""):
         return False
     if master.kind == "dark" and master.exptime is not None and frame.exptime is not None:
-        return abs(master.exptime - frame.exptime) <= 0.5
+        return abs(master.exptime - frame.exptime) <= DEFAULT_TOLERANCES["exptime"]
     return True
 
 
