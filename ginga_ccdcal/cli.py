@@ -166,15 +166,49 @@ def _print_calibration(report, problems):
 
 
 def cmd_reduce(args):
-    from .reduce import reduce_night
+    from .cluster import night_jobs, reduce_nights
+    jobs = night_jobs(args.raw, args.out, args.masters)
+    settings = dict(options=_options(args), overwrite=args.overwrite,
+                    calibration=_calibration(args), aliases=_aliases(args))
     bar = ProgressBar("reduce", not args.quiet)
-    night = reduce_night(args.raw, args.out, masters_dir=args.masters,
-                         options=_options(args), overwrite=args.overwrite,
-                         calibration=_calibration(args), aliases=_aliases(args),
-                         progress=bar)
+    if len(jobs) == 1 and not args.scheduler:
+        from .reduce import reduce_night
+        night = reduce_night(args.raw[0], args.out, masters_dir=args.masters,
+                             progress=bar, **settings)
+        bar.close()
+        return _print_night(args.raw[0], night)
+    outcomes = reduce_nights(jobs, scheduler=args.scheduler, progress=bar,
+                             say=lambda line: print(line, flush=True), **settings)
     bar.close()
+    if len(outcomes) == 1:
+        if outcomes[0].error:
+            raise CcdcalError(outcomes[0].error)
+        return _print_night(args.raw[0], outcomes[0].report)
+    return _print_nights(args.raw, outcomes)
+
+
+def _print_nights(nights, outcomes):
+    """Each night's summary, a total line, and the exit status of them all."""
+    codes = []
+    for raw, outcome in zip(nights, outcomes):
+        print(f"== {raw} -> {outcome.job.out_dir}")
+        if outcome.error:
+            print(f"ginga-ccdcal: {outcome.error}", file=sys.stderr)
+            codes.append(EXIT_FAILED)
+        else:
+            codes.append(_print_night(raw, outcome.report))
+    print(f"{len(codes)} nights: {codes.count(EXIT_OK)} done, "
+          f"{codes.count(EXIT_PARTIAL)} with files skipped or steps missing, "
+          f"{codes.count(EXIT_FAILED)} not reduced")
+    if all(code == EXIT_FAILED for code in codes):
+        return EXIT_FAILED
+    return EXIT_OK if all(code == EXIT_OK for code in codes) else EXIT_PARTIAL
+
+
+def _print_night(raw, night):
+    """A night's summary (`reduce_night`'s report) and its exit status."""
     counts = night.scan.counts()
-    print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    print(f"{raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
     problems = [str(p) for p in night.scan.problems] + night.guessed + night.masters.problems
@@ -310,9 +344,16 @@ def build_parser():
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("reduce", help="the whole night: masters, then every light")
-    p.add_argument("raw", help="folder of raw frames")
+    p.add_argument("raw", nargs="+", metavar="NIGHT",
+                   help="folder of raw frames; with several nights, each one's "
+                        "products go to OUT/<night folder name>/")
+    p.add_argument("--scheduler", metavar="ADDRESS|local:N",
+                   help="run on a dask.distributed cluster: a scheduler address "
+                        "(tcp://host:8786), or local:N to start N worker processes "
+                        "here; folders must be shared by all workers (extra 'cluster')")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
-    p.add_argument("--masters", help="folder for masters (default OUT/masters)")
+    p.add_argument("--masters", help="folder for masters (default OUT/masters; "
+                                     "with several nights, MASTERS/<night>)")
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild masters and recalibrate existing outputs")
     _add_master_options(p)

@@ -15,10 +15,11 @@ from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
 from .progress import check, report
-from .safe_write import ensure_folder, remove_stale_temps
+from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
-__all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night"]
+__all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
+           "calibrate_light", "calibrate_lights", "plan_night", "reduce_night"]
 
 
 @dataclass
@@ -29,6 +30,26 @@ class CalibrationReport:
     existing: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+
+    def extend(self, other):
+        """Append ``other``'s entries (reports of lights done one by one)."""
+        for name in ("written", "existing", "problems", "warnings"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class NightPlan:
+    """`plan_night`'s answer: a night's folders and the frames to reduce."""
+
+    raw_dir: str
+    out_dir: str
+    masters_dir: str
+    scan: object
+    frames: list
+
+    def of_type(self, frametype):
+        """The frames to reduce of one type, in path order."""
+        return [f for f in self.frames if f.frametype == frametype]
 
 
 @dataclass
@@ -75,27 +96,50 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     result = CalibrationReport()
     for i, light in enumerate(lights):
         check(cancel)
-        target = output_path(light, out_dir, raw_root)
-        if os.path.exists(target) and not overwrite and is_complete(target):
-            result.existing.append(target)
-        else:
-            match = match_light(light, masters)
-            for role in match.missing:
-                result.warnings.append(f"{light.path}: {role} not applied "
-                                       f"({getattr(match, role).reason})")
-            result.warnings.extend(f"{light.path}: {w}" for w in match.warnings)
-            try:
-                # An incomplete output (power cut after the rename) is redone.
-                redo = overwrite or os.path.exists(target)
-                notes = []
-                path, _ = calibrate_and_write(light, match, out_dir, options,
-                                              raw_root=raw_root, overwrite=redo,
-                                              notes=notes)
-                result.written.append(path)
-                result.warnings.extend(f"{light.path}: {note}" for note in notes)
-            except (FrameError, CcdcalError) as exc:
-                result.problems.append(str(exc))
+        result.extend(calibrate_light(light, masters, out_dir, options,
+                                      raw_root=raw_root, overwrite=overwrite))
         report(progress, i + 1, len(lights), light.name)
+    return result
+
+
+def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
+                    overwrite=False):
+    """Calibrate one light, unless its complete output is already there.
+
+    The unit of work of `calibrate_lights` (and of a cluster task); the
+    arguments are the same.  A bad light gives a problem line, never an
+    exception.
+
+    Returns
+    -------
+    CalibrationReport
+        With one entry in ``written``, ``existing`` or ``problems``.
+    """
+    result = CalibrationReport()
+    target = output_path(light, out_dir, raw_root)
+    if os.path.exists(target) and not overwrite and is_complete(target):
+        result.existing.append(target)
+        return result
+    match = match_light(light, masters)
+    for role in match.missing:
+        result.warnings.append(f"{light.path}: {role} not applied "
+                               f"({getattr(match, role).reason})")
+    result.warnings.extend(f"{light.path}: {w}" for w in match.warnings)
+    try:
+        # An incomplete output (power cut after the rename) is redone.
+        redo = overwrite or os.path.exists(target)
+        notes = []
+        path, _ = calibrate_and_write(light, match, out_dir, options,
+                                      raw_root=raw_root, overwrite=redo,
+                                      notes=notes)
+        result.written.append(path)
+        result.warnings.extend(f"{light.path}: {note}" for note in notes)
+    except OutputExists:
+        # Another writer (a cluster task of a cancelled run) finished it
+        # first; the atomic write means it is complete.
+        result.existing.append(target)
+    except (FrameError, CcdcalError) as exc:
+        result.problems.append(str(exc))
     return result
 
 
@@ -127,16 +171,44 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     -------
     NightReport
     """
-    raw_dir, out_dir = os.fspath(raw_dir), os.fspath(out_dir)
-    if os.path.abspath(out_dir) == os.path.abspath(raw_dir):
-        raise CcdcalError(f"{out_dir}: the output folder must differ from the raw folder")
-    masters_dir = masters_dir or os.path.join(out_dir, "masters")
-
     def stage(name):
         return None if progress is None else (
             lambda done, total, msg="": progress(done, total, f"{name}: {msg}"))
 
-    scan = scan_folder(raw_dir, aliases=aliases, progress=stage("scan"), cancel=cancel)
+    plan = plan_night(raw_dir, out_dir, masters_dir=masters_dir, aliases=aliases,
+                      progress=stage("scan"), cancel=cancel)
+    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
+                            overwrite=overwrite, progress=stage("masters"),
+                            cancel=cancel)
+    calibrated = calibrate_lights(plan.of_type("light"),
+                                  available_masters(masters, plan.masters_dir),
+                                  plan.out_dir, calibration, raw_root=plan.raw_dir,
+                                  overwrite=overwrite, progress=stage("calibrate"),
+                                  cancel=cancel)
+    return NightReport(plan.scan, masters, calibrated)
+
+
+def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=None,
+               cancel=None):
+    """The first step of `reduce_night`: scan, and prepare the output folders.
+
+    The arguments are those of `reduce_night`.  Leftover temporary files
+    of a killed run are removed from the output folders.
+
+    Returns
+    -------
+    NightPlan
+
+    Raises
+    ------
+    CcdcalError
+        The output folder is the raw folder, or no usable frame was found.
+    """
+    raw_dir, out_dir = os.fspath(raw_dir), os.fspath(out_dir)
+    if os.path.abspath(out_dir) == os.path.abspath(raw_dir):
+        raise CcdcalError(f"{out_dir}: the output folder must differ from the raw folder")
+    masters_dir = masters_dir or os.path.join(out_dir, "masters")
+    scan = scan_folder(raw_dir, aliases=aliases, progress=progress, cancel=cancel)
     # Our own products inside the raw folder are never inputs.
     frames = [f for f in scan.frames
               if not os.path.abspath(f.path).startswith(os.path.abspath(out_dir) + os.sep)]
@@ -147,15 +219,14 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     # Leftovers of a run that was killed mid-write (never under a final name).
     for folder in (out_dir, masters_dir):
         remove_stale_temps(folder)
-    masters = build_masters(frames, masters_dir, options or MasterOptions(),
-                            overwrite=overwrite, progress=stage("masters"),
-                            cancel=cancel)
-    # Masters made in an earlier run for setups this night lacks still count.
-    known = {m.path for m in masters.masters}
-    available = masters.masters + [m for m in load_masters(masters_dir)
-                                   if m.path not in known]
-    lights = [f for f in frames if f.frametype == "light"]
-    calibrated = calibrate_lights(lights, available, out_dir, calibration,
-                                  raw_root=raw_dir, overwrite=overwrite,
-                                  progress=stage("calibrate"), cancel=cancel)
-    return NightReport(scan, masters, calibrated)
+    return NightPlan(raw_dir, out_dir, masters_dir, scan, frames)
+
+
+def available_masters(report, masters_dir):
+    """The masters lights may use: those of ``report``, then older ones.
+
+    Masters made in an earlier run (found in ``masters_dir``) for setups
+    this night lacks still count.
+    """
+    known = {m.path for m in report.masters}
+    return report.masters + [m for m in load_masters(masters_dir) if m.path not in known]
