@@ -14,7 +14,10 @@ Reported per run: the cluster's start-up time (not in the wall time),
 wall time, lights per second (all stages included), speed-up over the
 in-process run, scaling efficiency (speed-up over one worker, per
 worker), how busy the workers were (task compute time / workers x wall),
-the mean compute time of one light task, and the idle time per task
+the CPU time they got (a task waiting for the disk or for a core the
+machine's other users hold is busy without using CPU), the whole
+machine's idle and I/O-wait share during the run, the mean compute time
+of one light task, and the idle time per task
 (workers x wall - compute, over the tasks: waiting for the masters chain,
 scheduling, transfers).  Then the scheduler alone: the round trip of one
 no-op task at a time (what each hand-off between a night's stages costs)
@@ -26,6 +29,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import shutil
 import sys
 import time
@@ -93,6 +97,48 @@ def noop(x):
     return x
 
 
+def process_cpu():
+    """CPU seconds of this process so far, all threads (also those ended)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu():
+    """(busy, idle, iowait) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as stream:
+        values = [int(v) for v in stream.readline().split()[1:]]
+    idle, iowait = values[3], values[4]
+    return sum(values[:8]) - idle - iowait, idle, iowait
+
+
+class Usage:
+    """What the machine and our processes did while the block ran."""
+
+    def __init__(self, client=None):
+        self.client = client
+
+    def _ours(self):
+        if self.client is None:
+            return process_cpu()
+        return sum(self.client.run(process_cpu).values())
+
+    def __enter__(self):
+        self.start, self.cpu, self.machine = time.perf_counter(), self._ours(), machine_cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.start
+        self.cpu = self._ours() - self.cpu
+        busy, idle, iowait = (b - a for a, b in zip(self.machine, machine_cpu()))
+        total = max(1, busy + idle + iowait)
+        self.idle, self.iowait = 100 * idle / total, 100 * iowait / total
+        return False
+
+    def row(self, workers, lights):
+        return dict(wall=self.wall, cpu=100 * self.cpu / (workers * self.wall),
+                    idle=self.idle, iowait=self.iowait, cpu_per_light=self.cpu / lights)
+
+
 def scheduler_alone(client, sequential, independent):
     """(seconds per no-op task one at a time, no-op tasks per second at once)."""
     client.submit(noop, -1, pure=False).result()  # warm up
@@ -126,18 +172,17 @@ def run_cluster(workers, jobs, lights, quick=False):
         startup = time.perf_counter() - start
         jobs = [job.absolute() for job in jobs]
         check_shared_folders(client, jobs)
-        with distributed.get_task_stream(client) as stream:
-            start = time.perf_counter()
+        with distributed.get_task_stream(client) as stream, Usage(client) as usage:
             outcomes = reduce_nights_on_client(client, jobs)
-            wall = time.perf_counter() - start
+        wall = usage.wall
         seconds, counts = compute_seconds(stream.data)
         sequential, independent = (50, 500) if quick else (200, 2000)
         overhead = scheduler_alone(client, sequential, independent)
     _check(outcomes)
     busy = sum(seconds.values())
     tasks = sum(counts.values())
-    return dict(run=f"local:{workers}", workers=workers, startup=startup, wall=wall,
-                rate=lights / wall, busy=100 * busy / (workers * wall),
+    return dict(usage.row(workers, lights), run=f"local:{workers}", workers=workers,
+                startup=startup, rate=lights / wall, busy=100 * busy / (workers * wall),
                 light_s=seconds.get("light", 0) / max(1, counts.get("light", 0)),
                 idle_ms=1000 * (workers * wall - busy) / tasks, tasks=tasks,
                 round_trip_ms=1000 * overhead[0], noop_rate=overhead[1],
@@ -204,11 +249,10 @@ def main(argv=None):
     rows = []
     out_here = os.path.join(work, "out-in-process")
     shutil.rmtree(out_here, ignore_errors=True)
-    start = time.perf_counter()
-    outcomes = reduce_nights(night_jobs(nights, out_here))
-    wall = time.perf_counter() - start
+    with Usage() as usage:
+        outcomes = reduce_nights(night_jobs(nights, out_here))
     _check(outcomes)
-    rows.append(dict(run="in-process", workers=1, wall=wall, rate=lights / wall))
+    rows.append(dict(usage.row(1, lights), run="in-process", workers=1, rate=lights / usage.wall))
     reference = product_digest(out_here)
     raw_bytes, product_bytes = light_bytes(nights, out_here)
     identical = True
@@ -229,6 +273,8 @@ def main(argv=None):
                ("startup", "start s", ".1f"), ("wall", "wall s", ".2f"),
                ("rate", "lights/s", ".2f"), ("speedup", "speed-up", ".2f"),
                ("efficiency", "efficiency", ".2f"), ("busy", "busy %", ".0f"),
+               ("cpu", "cpu %", ".0f"), ("idle", "host idle %", ".0f"),
+               ("iowait", "host iowait %", ".0f"), ("cpu_per_light", "cpu s/light", ".3f"),
                ("light_s", "light task s", ".3f"), ("idle_ms", "idle ms/task", ".0f"),
                ("round_trip_ms", "no-op ms", ".1f"), ("noop_rate", "no-op tasks/s", ".0f")]
     import io
@@ -239,6 +285,12 @@ def main(argv=None):
     say()
     say("start s: starting the LocalCluster (not in wall s); efficiency: local:1 wall / "
         "(workers x wall); busy: task compute time / (workers x wall)")
+    say("cpu: CPU time of the process(es) doing the work / (workers x wall); host idle, "
+        "host iowait: the whole machine's, during the run (other users included); "
+        "cpu s/light: that CPU time (all stages) per light")
+    if max(row["idle"] for row in rows) < 5:
+        say("the machine had no idle core during the runs (shared): more workers "
+            "could not get more CPU, so the scaling here is a floor; see cpu s/light")
     say("no-op ms: one no-op task submitted and its result fetched, one at a time; "
         f"no-op tasks/s: {rows[-1].get('independent', 0)} independent no-ops at once")
     say(f"one light moves {format_bytes(raw_bytes)} read + {format_bytes(product_bytes)} "
