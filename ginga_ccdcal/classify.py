@@ -534,23 +534,17 @@ def _user_decision(kind, header_type, why):
     return TypeDecision(kind, "user", "certain", note)
 
 
-def _stats(pixels):
-    from .errors import FrameError
-    try:
-        return measure_pixels(pixels())
-    except FrameError as exc:
-        # The header was fine, the data is not: no evidence either way.
-        return exc
-
-
 def _contradicted(header_type, keyword, named, pixels, exptime):
-    """A light whose file name says bias, dark or flat: the pixels settle it."""
-    stats = _stats(pixels) if pixels is not None else None
-    if isinstance(stats, Exception) or stats is None:
-        why = stats.problem if isinstance(stats, Exception) else "pixels not read"
+    """A light whose file name says bias, dark or flat: the pixels settle it.
+
+    Unreadable pixels raise (`FrameError` from ``pixels``): such a file is
+    no usable frame of any type.
+    """
+    if pixels is None:
         return TypeDecision(header_type, keyword, "certain",
-                            f"file name says {named} but {why}: kept as "
+                            f"file name says {named}, pixels not read: kept as "
                             f"{header_type} ({keyword})")
+    stats = measure_pixels(pixels())
     agree, described = _pixels_agree(stats, named, exptime)
     if agree:
         return TypeDecision(named, "evidence", "high",
@@ -563,9 +557,7 @@ def _contradicted(header_type, keyword, named, pixels, exptime):
 
 def _from_evidence(named, pixels, exptime):
     """No type in the header: file name and pixels, or 'unknown'."""
-    stats = _stats(pixels)
-    if isinstance(stats, Exception):
-        raise stats
+    stats = measure_pixels(pixels())
     if named is not None:
         agree, described = _pixels_agree(stats, named, exptime)
         if agree:
@@ -709,7 +701,7 @@ def _check_vocabulary(raw, where):
                                       f"name, not {_json_kind(value)}")
             if section != "filter" and value not in FRAME_TYPES:
                 raise VocabularyError(f"{where}: '{section}' entry '{key}': unknown frame "
-                                      f"type '{value}'; use one of {', '.join(FRAME_TYPES)}")
+                                      f"type(s) {value}; use one of {', '.join(FRAME_TYPES)}")
         if entries or section != "files":
             clean[section] = {str(k): v.strip() for k, v in entries.items()}
     return clean

@@ -104,7 +104,7 @@ def cmd_scan(args):
     print(format_tree(group_frames(result.frames, keys), show_files=args.files))
     notes = result.type_notes()
     if notes:
-        print(f"{len(notes)} frame type(s) not plainly from the header "
+        print(f"{len(notes)} frame type(s) guessed, corrected or unknown, and why "
               "(settle one with --type TYPE=GLOB):")
         _say(notes, sys.stdout, "  ")
     if result.problems:

@@ -190,15 +190,15 @@ def frame_from_file(path, *, overrides=None, aliases=None, guess=True):
                  binning=classify.binning_from_header(header),
                  mtime=stat.st_mtime, size=stat.st_size, type_note=decision.note,
                  type_confidence=decision.confidence,
-                 type_inputs=_type_inputs(path, header, overrides, aliases))
+                 type_inputs=_type_inputs(path, overrides, aliases))
 
 
-def _type_inputs(path, header, overrides, aliases):
-    """The user's choices and the header type that decide ``path``'s type."""
+def _type_inputs(path, overrides, aliases):
+    """The user's choices that, with the file itself, decide ``path``'s type."""
     aliases = aliases or {}
     return ((overrides or {}).get(path),
-            classify.file_type_for(path, aliases.get("files")),
-            classify.type_from_header(header, aliases.get("type")))
+            tuple(sorted((aliases.get("type") or {}).items())),
+            tuple(sorted((aliases.get("files") or {}).items())))
 
 
 def _list_fits(folder, recursive):
@@ -228,8 +228,7 @@ def scan_files(paths, *, folder="", previous=None, overrides=None,
             stat = os.stat(path)
             if (old is not None and old.mtime == stat.st_mtime
                     and old.size == stat.st_size
-                    and old.type_inputs == _type_inputs(path, old.header,
-                                                        overrides, aliases)):
+                    and old.type_inputs == _type_inputs(path, overrides, aliases)):
                 result.frames.append(old)
             else:
                 frame = frame_from_file(path, overrides=overrides,
