@@ -796,5 +796,9 @@ def add_file_types(file_types, path=None):
     path = os.fspath(path or default_aliases_path())
     current = load_aliases(path) if os.path.exists(path) else {"type": {}, "filter": {}}
     current["files"] = {**current.get("files", {}), **file_types}
-    save_aliases(current, path)
+    try:
+        save_aliases(current, path)
+    except OSError as exc:
+        raise VocabularyError(f"{path}: cannot save the vocabulary file "
+                              f"({exc.strerror or exc})") from None
     return current

@@ -58,8 +58,10 @@ def _aliases(args):
     path = getattr(args, "aliases", None)
     if not path and os.path.exists(default_aliases_path()):
         path = default_aliases_path()
-    vocabulary = load_aliases(path) if path else {}
     file_types = dict(getattr(args, "type", None) or [])
+    # --type may start a new vocabulary file; otherwise a missing one is an error
+    starting = file_types and path and not os.path.lexists(path)
+    vocabulary = load_aliases(path) if path and not starting else {}
     if file_types:
         path = path or default_aliases_path()
         vocabulary = add_file_types(file_types, path)

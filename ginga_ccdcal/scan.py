@@ -1,9 +1,10 @@
 """Scanning a folder of raw frames into a table of header values.
 
 Only headers are read (pixels just for the rare frame whose header has no
-type, or whose file name names another type than its header), so a folder of thousands of frames scans in seconds.  A rescan
-given the previous result re-reads only files that are new or changed,
-which is what a browser refresh and the watch mode need.
+type, or whose file name names another type than its header), so a folder
+of thousands of frames scans in seconds.  A rescan given the previous
+result re-reads only files that are new or changed, which is what a
+browser refresh and the watch mode need.
 """
 
 import os

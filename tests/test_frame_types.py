@@ -237,3 +237,18 @@ def test_endless_vocabulary_file_is_refused(tmp_path, capsys):
     assert main(["-q", "--aliases", "/dev/zero", "scan", str(tmp_path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "/dev/zero" in line and "too big" in line
+
+
+def test_type_option_starts_a_new_vocabulary_file_or_says_why_not(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fresh = tmp_path / "new" / "vocabulary.json"
+    assert main(["-q", "--aliases", str(fresh), "scan", str(raw), "--type", "dark=d-*"]) == 2
+    assert json.loads(fresh.read_text()) == {"type": {}, "filter": {}, "files": {"d-*": "dark"}}
+    capsys.readouterr()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    target = blocked / "vocabulary.json"
+    assert main(["-q", "--aliases", str(target), "scan", str(raw), "--type", "dark=d-*"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(target) in line and "cannot save" in line
