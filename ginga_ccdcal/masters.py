@@ -39,7 +39,7 @@ from .safe_write import OutputExists, write_fits
 __all__ = ["MasterFrame", "MasterOptions", "MasterReport", "build_masters",
            "build_master_bias", "build_master_darks", "build_master_flats",
            "load_masters", "master_from_file", "stale_masters", "master_data",
-           "normalise_flat"]
+           "normalise_flat", "split_by_temperature"]
 
 MASTER_KINDS = ("bias", "dark", "flat")
 
@@ -459,19 +459,24 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
     return report
 
 
-def _by_temperature(frames, options):
+def split_by_temperature(frames, tolerance):
     """``[(frames, temperature or None)]``: one group, or one per set-point.
 
-    A group is split by CCD temperature only when its temperatures spread
-    wider than ``options.temp_tolerance`` (two set-points in one night);
-    otherwise it stays whole and its master carries no temperature in its
-    name.
+    Frames are split by CCD temperature only when their temperatures spread
+    wider than ``tolerance`` degrees (two set-points in one night);
+    otherwise they stay one group, with None for its temperature.  The
+    masters and the characterisation both group darks this way, so a
+    -10 C and a -5 C dark never meet.
     """
     temps = [f.ccd_temp for f in frames if f.ccd_temp is not None]
-    if not temps or max(temps) - min(temps) <= options.temp_tolerance:
+    if not temps or max(temps) - min(temps) <= tolerance:
         return [(frames, None)]
-    tolerances = {"ccd_temp": options.temp_tolerance}
+    tolerances = {"ccd_temp": tolerance}
     return [(g.frames, g.value) for g in group_frames(frames, ("ccd_temp",), tolerances)]
+
+
+def _by_temperature(frames, options):
+    return split_by_temperature(frames, options.temp_tolerance)
 
 
 def _temp_suffix(temp):

@@ -134,11 +134,13 @@ def test_threshold_none_disables_that_side():
     frames = bias_stack(12, outliers=False)
     frames[0][5, 5] = 0.0       # far below
     frames[1][6, 6] = 60000.0   # far above
-    both = combine(frames, "average", sigma_clip=True)
+    # Mean/std: the only values far enough out to clip are the two planted.
+    mean_std = dict(sigma_clip_func="mean", sigma_clip_dev_func="std")
+    both = combine(frames, "average", sigma_clip=True, **mean_std)
     no_low = combine(frames, "average", sigma_clip=True,
-                     sigma_clip_low_thresh=None)
+                     sigma_clip_low_thresh=None, **mean_std)
     no_high = combine(frames, "average", sigma_clip=True,
-                      sigma_clip_high_thresh=None)
+                      sigma_clip_high_thresh=None, **mean_std)
     plain = combine(frames, "average")
     assert both.data[5, 5] > 990 and both.data[6, 6] < 1010
     assert no_low.data[5, 5] == plain.data[5, 5]
