@@ -240,3 +240,33 @@ def test_master_of_frames_without_dates_says_nothing_false(tmp_path):
     h = report.masters[0].header
     for key in ("DATE-BEG", "DATE-END", "DATE-AVG", "MJD-AVG", "CCD-TEMP", "CCDTMIN"):
         assert key not in h
+
+
+# -- the CCDSoft trap night (issue 10, "done when") ---------------------------
+
+def test_ccdsoft_night_masters(tmp_path):
+    import dataclasses
+    from ginga_ccdcal.sample import make_ccdsoft_night
+    night = make_ccdsoft_night(tmp_path / "raw")
+    # Which frames are flats is the classification's business: take the
+    # truth here, so this test looks at the masters alone.
+    frames = [dataclasses.replace(f, frametype=night.truth[f.path])
+              for f in scan_folder(tmp_path / "raw").frames]
+    report = build_masters(frames, tmp_path / "m")
+    by_name = {m.name: m for m in report.masters}
+    # Flats of 2 s and 5 s, each with the dark of its own exposure.
+    [flat] = [m for m in report.masters if m.kind == "flat"]
+    assert flat.header["NDARKSUB"] == 6 and flat.header["DARKSUB"] is True
+    history = "".join(str(h) for h in flat.header["HISTORY"])
+    assert "master_dark_2s" in history and "master_dark_5s" in history
+    truth = night.camera.flats["R"] / night.camera.flats["R"].mean()
+    assert np.abs(master_data(flat) / truth - 1).max() < 0.02
+    # The 60 s darks of the two set-points are never combined together.
+    sixty = sorted(name for name in by_name if name.startswith("master_dark_60s"))
+    assert sixty == ["master_dark_60s_-10C.fits", "master_dark_60s_-5C.fits"]
+    # The bias of both set-points says so.
+    [bias] = [m for m in report.masters if m.kind == "bias"]
+    temps = [f.ccd_temp for f in night.of_type("bias")]
+    assert bias.header["CCD-TEMP"] == pytest.approx(np.mean(temps), abs=1e-3)
+    assert bias.header["CCDTMIN"] == pytest.approx(min(temps))
+    assert bias.header["CCDTMAX"] == pytest.approx(max(temps))
