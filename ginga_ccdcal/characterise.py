@@ -18,8 +18,10 @@ gain
         gain = (F1 + F2 - B1 - B2) / (var(F1 - F2) - var(B1 - B2))
 
 dark current
-    the bias-subtracted level of each exposure's dark (robust mean over
-    the pixels, so hot pixels and cosmic rays do not count), divided by
+    for each CCD temperature set-point apart (darks at -10 C and -5 C are
+    never mixed), the bias-subtracted level of each exposure's dark
+    (robust mean over the pixels, so hot pixels and cosmic rays do not
+    count; the median of three or more darks, the mean of two), divided by
     the exposure; with several exposures, the slope of level against
     exposure, which ignores any residual bias offset;
 hot pixels
