@@ -134,6 +134,7 @@ def _options(args):
         if args.sigma_clip and kind in args.sigma_clip:
             options.sigma_clip[kind] = True
     options.sigma_low, options.sigma_high = args.clip_low, args.clip_high
+    options.flat_norm = args.flat_norm
     if args.mem_limit:
         options.mem_limit = int(args.mem_limit * 2**20)
     return options
@@ -143,6 +144,8 @@ def _print_masters(report):
     for master in report.masters:
         kept = " (existing, kept)" if master in report.kept else ""
         print(f"  {master.name}: {master.describe()}{kept}")
+        for line in report.summary(master):
+            print(f"    {line}")
 
 
 def cmd_masters(args):
@@ -286,6 +289,9 @@ def _add_master_options(p):
                    metavar="KIND", help="sigma-clip these kinds before combining")
     p.add_argument("--clip-low", type=float, default=3.0, help="low clip, sigma (3)")
     p.add_argument("--clip-high", type=float, default=3.0, help="high clip, sigma (3)")
+    p.add_argument("--flat-norm", choices=("mean", "median"), default="mean",
+                   help="divide the master flat by its mean (default, as ccdproc "
+                        "and IRAF do) or its median")
     p.add_argument("--mem-limit", type=float, metavar="MB",
                    help="memory the combination may use (default: a quarter of RAM, "
                         "at most 2 GB)")
