@@ -103,8 +103,11 @@ class NightReport:
 
     @property
     def problems(self):
+        """Every line about a file not used or a light not calibrated."""
         return ([str(p) for p in self.scan.problems] + self.guessed
-                + list(self.masters.problems) + list(self.calibration.problems))
+                + list(self.masters.problems) + list(self.calibration.problems)
+                + [f"{path}: not calibrated: {reason}"
+                   for path, reason in self.calibration.not_calibrated.items()])
 
 
 def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
