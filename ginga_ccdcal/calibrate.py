@@ -220,6 +220,12 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
         provenance.add_history(header, "overscan: " + regions.describe())
         steps.append("overscan")
+    pedestal = provenance.camera_pedestal(header)
+    if pedestal is not None:
+        data += np.float32(pedestal)
+        header.remove("PEDESTAL")  # undone: a reader must not add it again
+        provenance.add_history(header, f"camera pedestal removed: PEDESTAL = {pedestal:g} "
+                               "added to every pixel (zero-based ADU before the flat)")
     if on_step is not None:
         on_step("raw", data.copy(), None)
     for choice in (match.bias, match.dark, match.flat):

@@ -39,7 +39,7 @@ from . import __version__
 from .scan import PRODUCT_KEYWORD
 
 __all__ = ["file_checksum", "stamp", "add_history", "record_master",
-           "record_sources", "relative_name", "steps_done"]
+           "record_sources", "relative_name", "steps_done", "camera_pedestal"]
 
 _checksums = {}
 
@@ -210,3 +210,29 @@ def steps_done(header):
         done["bias"] = ("removed with the dark, " + done["dark"]
                         + ": a dark subtracted without a separate bias contains the bias")
     return done
+
+
+def camera_pedestal(header):
+    """The pedestal camera software added after subtracting a dark, or None.
+
+    SBIG's CCDOps and CCDSoft add a constant (usually 100 ADU) to a
+    dark-subtracted frame so that no pixel goes negative, and write
+    ``PEDESTAL = -100`` ("correction to add for zero-based ADU").  It
+    must come off before the flat: a constant divided by the flat is no
+    longer a constant.  Only a frame whose header says a bias or dark was
+    already subtracted (`steps_done`) is trusted to carry one; on a raw
+    frame the keyword means nothing reliable.
+
+    Returns
+    -------
+    float or None
+        The value to add to the pixels (negative), None if there is none.
+    """
+    if header is None or "PEDESTAL" not in header:
+        return None
+    if not {"bias", "dark"} & set(steps_done(header)):
+        return None
+    value = header["PEDESTAL"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+        return None
+    return float(value)

@@ -174,11 +174,14 @@ def test_camera_dark_subtraction_is_not_done_twice(night, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     path = str(raw / light.name)
+    # SBIG software adds a pedestal of 100 ADU so no pixel goes negative,
+    # and says how to undo it: PEDESTAL = -100, "correction to add".
     with fits.open(light.path) as hdul:
         data = hdul[0].data.astype(float) - camera.bias - camera.dark_rate * light.exptime
         header = hdul[0].header.copy()
     header.add_history("Auto-Dark Subtraction")
-    fits.writeto(path, data.astype(np.float32), header)
+    header["PEDESTAL"] = (-100, "Correction to add for zero-based ADU")
+    fits.writeto(path, (data + 100).astype(np.float32), header)
     done = scan_folder(raw).frames[0]
     match = match_light(done, report.masters)
     assert not match.bias and not match.dark and match.flat
@@ -190,6 +193,8 @@ def test_camera_dark_subtraction_is_not_done_twice(night, tmp_path):
     expected = data / master_data(match.flat.master)
     np.testing.assert_allclose(ccd.data, expected, rtol=1e-5, atol=1e-2)
     assert ccd.header["CALSTAT"] == "BDF"
+    # The pedestal is gone from the pixels, so it must go from the header.
+    assert "PEDESTAL" not in ccd.header
     history = "".join(ccd.header["HISTORY"])
     assert ("dark not applied: already subtracted by the camera software "
             "(HISTORY 'Auto-Dark Subtraction')") in history
