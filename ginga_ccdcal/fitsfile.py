@@ -21,7 +21,7 @@ from .errors import FrameError
 
 __all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "LazyHeader",
            "read_header", "read_image", "is_complete", "printable",
-           "sanitise_header", "MAX_AXES"]
+           "sanitise_header", "SANITISED_KEYWORD", "MAX_AXES"]
 
 #: File names the scanner treats as FITS frames (case-insensitive).
 FITS_SUFFIXES = (".fit", ".fits", ".fts", ".fit.gz", ".fits.gz", ".fts.gz",
@@ -559,6 +559,12 @@ def _rewrite_card(card):
     return fixed, note
 
 
+#: Keyword in which `sanitise_header` leaves its notes for `safe_write.write_fits`,
+#: which turns them into a HISTORY line (the keyword itself never reaches a
+#: product; unlike HISTORY, it survives code that drops the raw HISTORY).
+SANITISED_KEYWORD = "CCDSANIT"
+
+
 def sanitise_header(header, notes=()):
     """Make every card of ``header`` writable, escaping rather than losing.
 
@@ -566,8 +572,9 @@ def sanitise_header(header, notes=()):
     newline or DEL, bytes outside ASCII, values that are not FITS values)
     are rewritten in place: text is escaped with `printable`, an
     unparsable value is kept as text, and a card whose keyword is not
-    ASCII is dropped (its text, escaped, goes into the note).  What was
-    done is recorded in one HISTORY line, ``ccdcal: header sanitised: ...``.
+    ASCII is dropped (its text, escaped, goes into the note).  The notes
+    are kept in `SANITISED_KEYWORD`; `ginga_ccdcal.safe_write.write_fits`
+    records them in HISTORY (``ccdcal: header sanitised: ...``).
 
     Parameters
     ----------
@@ -580,7 +587,7 @@ def sanitise_header(header, notes=()):
     Returns
     -------
     list of str
-        The notes (empty if the header was fine).
+        This call's notes (empty if the header was fine).
     """
     notes = list(notes)
     cards, changed = [], False
@@ -597,6 +604,7 @@ def sanitise_header(header, notes=()):
         header.clear()
         header.extend(cards, strip=False, unique=False)
     if notes:
-        from . import provenance  # provenance imports scan, which imports us
-        provenance.add_history(header, "header sanitised: " + "; ".join(notes))
+        earlier = header.get(SANITISED_KEYWORD)
+        # No comment: the notes may be long (CONTINUE cards).
+        header[SANITISED_KEYWORD] = "; ".join(([earlier] if earlier else []) + notes)
     return notes

@@ -20,7 +20,8 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import CcdcalError
-from .fitsfile import sanitise_header
+from . import provenance
+from .fitsfile import SANITISED_KEYWORD, sanitise_header
 
 try:
     import fcntl
@@ -132,16 +133,21 @@ def _publish(tmp, path, overwrite):
 
 
 def _clean(header):
-    """A copy of ``header`` that astropy can write (see `sanitise_header`)."""
+    """A copy of ``header`` that astropy can write, saying in HISTORY what
+    `sanitise_header` escaped (when it was read or now)."""
     if header is None:
         return None
     header = header.copy()
     sanitise_header(header)
+    notes = header.get(SANITISED_KEYWORD)
+    if notes:
+        header.remove(SANITISED_KEYWORD)
+        provenance.add_history(header, f"header sanitised: {notes}")
     return header
 
 
 def _clean_extension(hdu):
-    sanitise_header(hdu.header)
+    hdu.header = _clean(hdu.header)
     return hdu
 
 
