@@ -2,7 +2,8 @@
 
 Exit status: 0 all done; 1 done, but some files were skipped, not
 calibrated or steps missing (each listed); 2 nothing could be done (bad
-arguments, empty folder...); 130 interrupted.
+arguments, empty folder...); 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM).
 
 Lines on stderr start with what they are: ``skipped:`` (a file not used),
 ``not calibrated:`` (a light nothing could be applied to, not written),
@@ -11,12 +12,34 @@ Lines on stderr start with what they are: ``skipped:`` (a file not used),
 
 import argparse
 import os
+import signal
 import sys
 
 from . import __version__
 from .errors import CcdcalError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop as cleanly as after Ctrl-C (temporary files
+    removed, finished outputs kept)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _clear_temps(*folders):
+    """Remove the temporary files killed runs left under the output folders."""
+    from .safe_write import remove_stale_temps
+    for folder in folders:
+        if folder and os.path.isdir(folder):
+            removed = remove_stale_temps(folder)
+            if removed:
+                print(f"note: removed {len(removed)} temporary file(s) left in {folder} "
+                      "by an interrupted run", file=sys.stderr)
 
 
 class ProgressBar:
@@ -163,6 +186,7 @@ def cmd_masters(args):
     from .masters import build_masters
     from .reduce import calibration_frames_text
     _refuse_raw_as_out(args.out, [args.raw])
+    _clear_temps(args.out)
     result = _scan(args, ProgressBar("scan", not args.quiet))
     counts = result.counts()
     if not any(counts.get(k) for k in ("bias", "dark", "flat")):
@@ -250,6 +274,7 @@ def _lights_to_calibrate(args):
 def cmd_calibrate(args):
     from .masters import load_masters
     from .reduce import calibrate_lights
+    _clear_temps(args.out)
     masters = load_masters(args.masters)
     if not masters:
         raise CcdcalError(f"{args.masters}: no masters made by ginga-ccdcal there "
@@ -278,6 +303,7 @@ def _print_calibration(report, problems, warnings=()):
 
 def cmd_reduce(args):
     from .reduce import reduce_night
+    _clear_temps(args.out, args.masters)
     bar = ProgressBar("reduce", not args.quiet)
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
@@ -295,6 +321,7 @@ def cmd_reduce(args):
 def cmd_watch(args):
     from .watch import FolderWatcher
     masters_dir = args.masters or os.path.join(args.out, "masters")
+    _clear_temps(args.out, masters_dir if args.live_masters else None)
     if not os.path.isdir(masters_dir):
         print(f"note: {masters_dir} does not exist yet; lights are calibrated "
               "as far as the masters that appear there allow", file=sys.stderr)
@@ -528,6 +555,7 @@ def main(argv=None):
     if getattr(args, "readnoise", None) is not None and args.gain is None:
         parser.error("--readnoise needs --gain (e-/ADU, or 'header'): the noise is "
                      "computed in electrons")
+    previous = _on_sigterm(_raise_terminated)
     try:
         if getattr(args, "uses_vocabulary", False):
             _aliases(args)  # a broken vocabulary file stops before any output
@@ -535,10 +563,25 @@ def main(argv=None):
     except CcdcalError as exc:
         print(f"ginga-ccdcal: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("ginga-ccdcal: interrupted; finished outputs are kept, run again "
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ginga-ccdcal: {what}; finished outputs are kept, run again "
               "to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM; returns the one it replaces.
+
+    Signals can only be handled in the main thread (a caller embedding
+    `main` elsewhere keeps its own handling).
+    """
+    import threading
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import hashlib
 import os
 
 from . import __version__
+from .fitsfile import printable
 from .scan import PRODUCT_KEYWORD
 
 __all__ = ["file_checksum", "stamp", "add_history", "record_master",
@@ -73,8 +74,12 @@ def stamp(header, what):
 
 
 def add_history(header, text):
-    """Add a HISTORY line prefixed with our name (long text wraps)."""
-    header.add_history(f"ccdcal: {text}")
+    """Add a HISTORY line prefixed with our name (long text wraps).
+
+    Characters a FITS header cannot hold (a file name with an accent, a
+    tab from a hostile header) are escaped visibly (`fitsfile.printable`).
+    """
+    header.add_history(f"ccdcal: {printable(text)}")
 
 
 def relative_name(path, root=None):
