@@ -85,7 +85,8 @@ def test_guess_on_synthetic_nights(tmp_path, seed):
 
 @pytest.mark.parametrize("a, b, expected", [
     ("R", "R", "exact"), ("R", " R ", "exact"), (None, None, "exact"),
-    ("R", "r", "case-only"), ("Halpha", "H alpha", "case-only"), ("OIII", "oiii", "case-only"),
+    ("Halpha", "H alpha", "exact"), (None, "", "exact"), ("None", None, "exact"),
+    ("R", "r", "case"), ("Halpha", "h alpha", "case"), ("OIII", "oiii", "case"),
     ("R", "V", None), ("R", None, None), (None, "r", None), ("Ha", "Hb", None),
 ])
 def test_filter_match_tells_exact_from_case_only(a, b, expected):
