@@ -531,9 +531,9 @@ def decide_type(header, path, *, aliases=None, override=None, pixels=None,
 
 
 def _user_decision(kind, header_type, why):
-    note = why
-    if header_type not in ("unknown", kind):
-        note = f"header says {header_type}; {why}: {kind}"
+    if header_type == kind:
+        return TypeDecision(kind, "user", "certain")  # nothing to explain
+    note = why if header_type == "unknown" else f"header says {header_type}; {why}: {kind}"
     return TypeDecision(kind, "user", "certain", note)
 
 

@@ -154,6 +154,7 @@ def cmd_masters(args):
     bar.close()
     print(f"masters in {args.out}:")
     _print_masters(report)
+    _say(result.type_notes(), prefix="note: ")
     problems = [str(p) for p in result.problems] + report.problems
     _say(problems, prefix="warning: ")
     if not report.masters:
@@ -213,6 +214,7 @@ def cmd_reduce(args):
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
+    _say(night.scan.type_notes(guessed=False), prefix="note: ")
     problems = [str(p) for p in night.scan.problems] + night.guessed + night.masters.problems
     return _print_calibration(night.calibration, problems)
 
