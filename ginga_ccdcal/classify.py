@@ -335,6 +335,9 @@ def _pixels_say(stats, exptime):
         return "unknown", False, described
     if stats.point_sources:
         return "light", True, described
+    if exptime == 0 and stats.level < FLAT_MIN_LEVEL:
+        # No light, no time for dark current: whatever pattern it has.
+        return "bias", True, described + ", 0 s"
     if stats.roughness > _SMOOTH * stats.noise:
         return "unknown", False, described
     if stats.level >= FLAT_GUESS_LEVEL or (stats.level >= FLAT_MIN_LEVEL
