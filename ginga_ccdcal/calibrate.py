@@ -116,8 +116,13 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
     _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
     raw, header, _ = read_image(frame.path)
     ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
-    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
-                         on_step=on_step, raw_root=raw_root)
+    result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                           on_step=on_step, raw_root=raw_root)
+    if frame.frametype not in ("light", "unknown"):
+        # Asked for by name (a folder's calibration frames are left alone).
+        provenance.add_history(result.header, f"note: the header says {frame.frametype}; "
+                               "calibrated as a light because it was asked for")
+    return result
 
 
 def not_calibrated_reason(match):
