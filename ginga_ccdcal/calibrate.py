@@ -116,8 +116,13 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
     _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
     raw, header, _ = read_image(frame.path)
     ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
-    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
-                         on_step=on_step, raw_root=raw_root)
+    result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                           on_step=on_step, raw_root=raw_root)
+    if frame.frametype not in ("light", "unknown"):
+        # Asked for by name (a folder's calibration frames are left alone).
+        provenance.add_history(result.header, f"note: the header says {frame.frametype}; "
+                               "calibrated as a light because it was asked for")
+    return result
 
 
 def not_calibrated_reason(match):
@@ -265,8 +270,10 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
             # or undefined carry no signal: set to 0 and masked, not NaN.
             inverse = master_data(choice.master, "inverse")
             data *= inverse[choice.cutout] if choice.cutout else inverse
-            flat_low = ~(master >= FLAT_MIN_RESPONSE)
-            data[flat_low] = 0.0
+            flat_low = _flat_low(choice.master)
+            if flat_low is not None:
+                flat_low = flat_low[choice.cutout] if choice.cutout else flat_low
+                data[flat_low] = 0.0
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,
@@ -286,7 +293,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
     if match.missing:
         header["CALMISS"] = (",".join(match.missing), "steps NOT applied: no master")
-    if flat_low is not None and flat_low.any():
+    if flat_low is not None and flat_low.any():  # a cut-out may have none
         count = int(np.count_nonzero(flat_low))
         header["FLATLOW"] = (count, f"pixels with flat < {FLAT_MIN_RESPONSE:g}: 0, masked")
         warnings.append(f"{count} pixel(s) where the flat is at or near zero (below "
@@ -315,11 +322,33 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {provenance.relative_name(name, raw_root)}")
-    mask = ~np.isfinite(data)
+    # Integer raw pixels and finite masters give finite results: only a
+    # float raw frame can bring undefined pixels (found by pixel_warnings).
+    mask = ~np.isfinite(data) if raw.dtype.kind == "f" else None
     if flat_low is not None:
-        mask |= flat_low
+        mask = flat_low.copy() if mask is None else mask | flat_low
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty,
-                   mask=mask if mask.any() else None)
+                   mask=mask if mask is not None and mask.any() else None)
+
+
+_flat_low_cache = {}
+
+
+def _flat_low(master):
+    """Where a master flat is below `FLAT_MIN_RESPONSE` (or undefined), or None.
+
+    Cached per master file, like the master's pixels: a night's lights
+    share a few flats, so the comparison is made once per flat.
+    """
+    key = (master.path, os.path.getmtime(master.path))
+    if key not in _flat_low_cache:
+        if len(_flat_low_cache) > 8:
+            _flat_low_cache.clear()
+        low = ~(master_data(master) >= FLAT_MIN_RESPONSE)  # also catches NaN
+        if low.any():
+            low.flags.writeable = False
+        _flat_low_cache[key] = low if low.any() else None
+    return _flat_low_cache[key]
 
 
 def _clean_cosmic_rays(data, header, gain, readnoise):
