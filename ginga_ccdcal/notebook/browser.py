@@ -65,9 +65,13 @@ def frame_header_rows(frame):
 
 
 def _rows_html(rows):
-    cells = "".join(f"<tr><td><b>{escape(a)}</b></td><td>{escape(b)}</td>"
-                    f"<td style='color:#777'>{escape(c)}</td></tr>" for a, b, c in rows)
-    return f"<table class='ccdcal-header'>{cells}</table>"
+    pad = "padding: 1px 6px; text-align: left"
+    cells = "".join(f"<tr><td style='{pad}'><b>{escape(a)}</b></td>"
+                    f"<td style='{pad}'>{escape(b)}</td>"
+                    f"<td style='{pad}; color: #777'>{escape(c)}</td></tr>"
+                    for a, b, c in rows)
+    return (f"<table class='ccdcal-header' style='border-collapse: collapse; "
+            f"font-size: 90%; line-height: 1.3'>{cells}</table>")
 
 
 class FrameBrowser:
@@ -105,15 +109,15 @@ class FrameBrowser:
         self.keys_text.on_submit(lambda _: self.regroup(self.keys_text.value))
         regroup = widgets.Button(description="Regroup", layout=widgets.Layout(width="90px"))
         regroup.on_click(lambda _: self.regroup(self.keys_text.value))
-        self.tree = widgets.Select(options=[], rows=24,
-                                   layout=widgets.Layout(width="400px"))
+        self.tree = widgets.Select(options=[], rows=22,
+                                   layout=widgets.Layout(width="330px"))
         self.tree.observe(self._selected_cb, names="value")
-        self.view = GingaView(width=420, height=290, title="click a frame")
-        self.summary = widgets.HTML(value="")
+        self.view = GingaView(width=400, height=280, title="click a frame")
+        self.summary = widgets.HTML(value="", layout=widgets.Layout(max_width="360px"))
         self.status = widgets.HTML(value="")
         self.widget = widgets.VBox([
             widgets.HBox([self.keys_text, regroup]), self.status,
-            widgets.HBox([self.tree, widgets.VBox([self.view.widget, self.summary])])],
+            widgets.HBox([self.tree, self.view.widget, self.summary])],
             layout=widgets.Layout(border="1px solid #ccc", padding="6px"))
         self.widget.add_class("ccdcal-browser")
         self._frames = {f.path: f for f in self.scan.frames}

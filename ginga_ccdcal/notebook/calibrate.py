@@ -136,7 +136,7 @@ class StepsView:
     steps : list of `~ginga_ccdcal.steps.Step`
     """
 
-    def __init__(self, frame, match, options=None, width=250, height=190):
+    def __init__(self, frame, match, options=None, width=225, height=170):
         self.steps = calibration_steps(frame, match, options)
         cuts = common_cuts(self.steps)
         self.views = []

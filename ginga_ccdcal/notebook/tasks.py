@@ -76,8 +76,11 @@ class BackgroundTask:
 
     def _work(self, work, on_done, label, token):
         def progress(done, total, message=""):
+            # Never backwards: a stage that combines several masters
+            # (darks of two exposures) restarts its count for each.
             if total:
-                self.bar.value = int(round(_STEPS * min(done / total, 1.0)))
+                self.bar.value = max(self.bar.value,
+                                     int(round(_STEPS * min(done / total, 1.0))))
             self.label.value = escape(f"{label}: {message}" if message else label)
 
         try:

@@ -83,4 +83,5 @@ def _title_html(text):
 
 def _caption_html(text):
     from html import escape
-    return f"<span style='font-size: 90%'>{escape(text)}</span>" if text else ""
+    return (f"<div style='font-size: 90%; line-height: 1.3'>{escape(text)}</div>"
+            if text else "")
