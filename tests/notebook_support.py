@@ -76,17 +76,22 @@ def executed_notebook():
     from nbclient import NotebookClient
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     workdir = tempfile.mkdtemp(prefix="ccdcal-lab-run-")
-    env_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = ROOT + (os.pathsep + env_path if env_path else "")
+    # The kernel inherits the environment: this checkout first on its path,
+    # and its temporary folders (the lab's night) inside workdir.
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "TMPDIR")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, saved["PYTHONPATH"]) if p)
+    os.environ["TMPDIR"] = workdir
     try:
         NotebookClient(notebook, timeout=180, kernel_name="python3",
                        store_widget_state=True,
                        resources={"metadata": {"path": workdir}}).execute()
     finally:
-        if env_path is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = env_path
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(workdir, ignore_errors=True)
     return notebook
 
 

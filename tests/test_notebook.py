@@ -41,23 +41,19 @@ def masters_dir(scan, tmp_path_factory):
     return folder
 
 
-def _count(lines, text):
-    return next(line for line, _ in lines if line.strip().lstrip("\u25be ").startswith(text))
-
-
 # -- the browser -------------------------------------------------------------------
 
 def test_browser_tree_has_nested_groups_with_counts(scan):
     browser = FrameBrowser(scan, "frametype, exptime")
     lines = browser.tree_lines()
     assert [text for text, _ in browser.tree.options] == [text for text, _ in lines]
-    groups = group_frames(scan.frames, ("frametype", "exptime"))
-    for top in groups:
-        for depth, group in top.walk():
-            line = _count(lines, group.label) if depth == 0 else None
-            if line:
-                assert f"({len(group.frames)} frames)" in line
-    assert "frametype = dark  (20 frames)" in _count(lines, "frametype = dark")
+    # The core's groups, in order, indented by depth, with their counts.
+    indent = "\u2003"
+    expected = [f"{indent * depth}\u25be {group.label}  ({len(group.frames)} frames)"
+                for top in group_frames(scan.frames, ("frametype", "exptime"))
+                for depth, group in top.walk()]
+    assert [text for text, (kind, _) in lines if kind == "group"] == expected
+    assert "\u2003\u25be exptime = 15  (10 frames)" in expected
     # Every frame appears once, under its innermost group.
     frames = [ident for _, (kind, ident) in lines if kind == "frame"]
     assert sorted(frames) == sorted(f.path for f in scan.frames)
