@@ -153,6 +153,25 @@ def test_master_builder_makes_the_cores_masters(scan, masters_dir, tmp_path):
     assert "kept master_bias.fits" in builder.log.value
 
 
+def test_master_builder_cancel_stops_the_core(scan, tmp_path):
+    """Cancel reaches the combination through the core's CancelToken: it
+    stops at its next check and writes nothing."""
+    builder = MasterBuilder(scan, tmp_path)
+
+    def cancel_at_first_report(change):
+        # Observers run in the worker thread, inside the core's progress call.
+        if change["new"] > 0:
+            builder.task.cancel()
+
+    builder.task.bar.observe(cancel_at_first_report, names="value")
+    builder.build()
+    assert builder.wait(120)
+    assert builder.task.error == "cancelled"
+    assert builder.task.bar.value < 1000
+    assert "cancelled" in builder.task.label.value
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".fits")]
+
+
 def test_master_builder_options_come_from_the_widgets(scan, tmp_path):
     builder = MasterBuilder(scan, tmp_path)
     builder.methods["bias"].value = "median"
