@@ -206,6 +206,13 @@ def test_calibrate_view_says_what_was_not_done(scan, masters_dir, tmp_path):
     assert "#b00" in view.reasons.value
 
 
+def test_calibrate_view_without_lights_says_so(scan, masters_dir):
+    from ginga_ccdcal.scan import ScanResult
+    view = CalibrateView(ScanResult(scan.folder, frames=scan.of_type("bias")), str(masters_dir))
+    assert view.calibrate() is False
+    assert "no light frames" in view.task.label.value and view.result is None
+
+
 def test_steps_view_is_the_cores_steps(scan, masters_dir):
     light = scan.of_type("light")[0]
     match = match_light(light, load_masters(str(masters_dir)))

@@ -88,6 +88,9 @@ class CalibrateView:
         """
         if path is not None:
             self.light.value = os.fspath(path)
+        if self.light.value is None:
+            self.task.label.value = "no light frames to calibrate in this night"
+            return False
         frame = self._frames[self.light.value]
         options = self.options
 
