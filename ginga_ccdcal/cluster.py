@@ -40,7 +40,7 @@ from .masters import (MasterOptions, MasterReport, build_master_bias,
                       build_master_darks, build_master_flats)
 from .progress import check, report
 from .reduce import (CalibrationReport, NightReport, available_masters,
-                     calibrate_light, plan_night, reduce_night)
+                     calibrate_light, plan_night, reduce_night, same_output_problems)
 from .safe_write import ensure_folder
 
 __all__ = ["NightJob", "NightOutcome", "night_jobs", "reduce_nights",
@@ -473,13 +473,17 @@ class _ClusterRun:
                         overwrite=overwrite)
         elif stage == "flats":
             night.masters["flats"] = result
-            masters = available_masters(night.master_report(), night.plan.masters_dir)
-            lights = night.plan.of_type("light")
-            night.lights = [None] * len(lights)
+            plan = night.plan
+            masters = available_masters(night.master_report(), plan.masters_dir)
+            lights = plan.of_type("light")
+            clashes = same_output_problems(lights, plan.out_dir, plan.raw_dir)
+            night.lights = [CalibrationReport(problems=[clashes[light.path]])
+                            if light.path in clashes else None for light in lights]
             for k, light in enumerate(lights):
-                self.submit(night, "light", calibrate_light, light, masters,
-                            night.plan.out_dir, self.calibration, index=k,
-                            raw_root=night.plan.raw_dir, overwrite=overwrite)
+                if night.lights[k] is None:
+                    self.submit(night, "light", calibrate_light, light, masters,
+                                plan.out_dir, self.calibration, index=k,
+                                raw_root=plan.raw_dir, overwrite=overwrite)
         else:
             night.lights[index] = result
 

@@ -9,8 +9,8 @@ was stopped picks up where it left off.
 import os
 from dataclasses import dataclass, field
 
-from .calibrate import calibrate_and_write, output_path
-from .errors import CcdcalError, FrameError
+from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
+from .errors import CcdcalError, FrameError, NotCalibrated
 from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
@@ -19,22 +19,79 @@ from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
 __all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
-           "calibrate_light", "calibrate_lights", "plan_night", "reduce_night"]
+           "calibrate_light", "calibrate_lights", "calibration_frames_text",
+           "plan_night", "reduce_night", "same_output_problems"]
 
 
 @dataclass
 class CalibrationReport:
-    """What happened to each light: written, already there, or not done."""
+    """What happened to each light.
+
+    Attributes
+    ----------
+    written : list of str
+        Outputs written (each with at least one step applied).
+    existing : list of str
+        Outputs already there, kept.
+    problems : list of str
+        Lights skipped (unreadable, a step that failed...), one line each.
+    warnings : list of str
+        Lines about lights that were written: steps not applied, pixels...
+    missing : dict
+        ``{raw path: [roles]}`` of written lights that lack a step
+        ('bias', 'dark', 'flat'), for the plugins to show.
+    not_calibrated : dict
+        ``{raw path: reason}`` of lights to which nothing could be applied;
+        nothing is written for them and they are not counted as calibrated.
+    """
 
     written: list = field(default_factory=list)
     existing: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    missing: dict = field(default_factory=dict)
+    not_calibrated: dict = field(default_factory=dict)
+
+    def summary(self):
+        """One line: how many written, kept, not calibrated, skipped."""
+        parts = [f"{len(self.written)} calibrated"]
+        if self.existing:
+            parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
+        if self.not_calibrated:
+            parts.append(f"{len(self.not_calibrated)} not calibrated")
+        if self.problems:
+            parts.append(f"{len(self.problems)} skipped")
+        return ", ".join(parts)
 
     def extend(self, other):
-        """Append ``other``'s entries (reports of lights done one by one)."""
+        """Add ``other``'s entries (reports of lights done one by one)."""
         for name in ("written", "existing", "problems", "warnings"):
             getattr(self, name).extend(getattr(other, name))
+        self.missing.update(other.missing)
+        self.not_calibrated.update(other.not_calibrated)
+
+
+def calibration_frames_text(folder, counts):
+    """What a folder holds for masters: "0 bias, 0 dark, 0 flat".
+
+    Parameters
+    ----------
+    folder : str
+    counts : dict
+        ``ScanResult.counts()``.
+
+    Returns
+    -------
+    str
+        e.g. ``"no calibration frames in night/: 0 bias, 0 dark, 0 flat"``
+        when there are none, else the counts alone.
+    """
+    text = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in ("bias", "dark", "flat"))
+    if not any(counts.get(kind) for kind in ("bias", "dark", "flat")):
+        text = f"no calibration frames in {folder}: {text}"
+        if counts.get("light"):
+            text += f" ({counts['light']} light)"
+    return text
 
 
 @dataclass
@@ -69,8 +126,11 @@ class NightReport:
 
     @property
     def problems(self):
+        """Every line about a file not used or a light not calibrated."""
         return ([str(p) for p in self.scan.problems] + self.guessed
-                + list(self.masters.problems) + list(self.calibration.problems))
+                + list(self.masters.problems) + list(self.calibration.problems)
+                + [f"{path}: not calibrated: {reason}"
+                   for path, reason in self.calibration.not_calibrated.items()])
 
 
 def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
@@ -91,15 +151,42 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     Returns
     -------
     CalibrationReport
+        A light with nothing applied is in ``not_calibrated``, not written;
+        two lights whose outputs would have one name: the second is a
+        problem, never written over the first.
     """
     ensure_folder(out_dir)
     result = CalibrationReport()
+    clashes = same_output_problems(lights, out_dir, raw_root)
     for i, light in enumerate(lights):
         check(cancel)
-        result.extend(calibrate_light(light, masters, out_dir, options,
-                                      raw_root=raw_root, overwrite=overwrite))
+        if light.path in clashes:
+            result.problems.append(clashes[light.path])
+        else:
+            result.extend(calibrate_light(light, masters, out_dir, options,
+                                          raw_root=raw_root, overwrite=overwrite))
         report(progress, i + 1, len(lights), light.name)
     return result
+
+
+def same_output_problems(lights, out_dir, raw_root=None):
+    """Lights whose output name an earlier light already has.
+
+    Returns
+    -------
+    dict
+        ``{raw path: problem line}``; such a light is not calibrated, so
+        that neither output is lost.
+    """
+    targets, clashes = {}, {}
+    for light in lights:
+        target = output_path(light, out_dir, raw_root)
+        first = targets.setdefault(os.path.abspath(target), light.path)
+        if first != light.path:
+            clashes[light.path] = (f"{light.path}: same output name as {first} "
+                                   f"({target}); not calibrated, so as not to lose "
+                                   "either (calibrate the two folders separately)")
+    return clashes
 
 
 def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
@@ -108,39 +195,59 @@ def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
 
     The unit of work of `calibrate_lights` (and of a cluster task); the
     arguments are the same.  A bad light gives a problem line, never an
-    exception.
+    exception.  Lights sharing an output name are `calibrate_lights`'
+    business (`same_output_problems`).
 
     Returns
     -------
     CalibrationReport
-        With one entry in ``written``, ``existing`` or ``problems``.
+        With this light in ``written``, ``existing``, ``problems`` or
+        ``not_calibrated``.
     """
     result = CalibrationReport()
     target = output_path(light, out_dir, raw_root)
     if os.path.exists(target) and not overwrite and is_complete(target):
         result.existing.append(target)
-        return result
+    else:
+        _calibrate_one(light, masters, target, out_dir, options, raw_root,
+                       overwrite, result)
+    return result
+
+
+def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite, result):
+    """Calibrate and write one light, recording the outcome in ``result``."""
     match = match_light(light, masters)
-    for role in match.missing:
-        result.warnings.append(f"{light.path}: {role} not applied "
-                               f"({getattr(match, role).reason})")
-    result.warnings.extend(f"{light.path}: {w}" for w in match.warnings)
+    reason = not_calibrated_reason(match)
+    if reason:
+        result.not_calibrated[light.path] = reason
+        return
+    lines = [f"{light.path}: {role} not applied ({getattr(match, role).reason})"
+             for role in match.missing]
+    lines += [f"{light.path}: {w}" for w in match.warnings]
     try:
         # An incomplete output (power cut after the rename) is redone.
         redo = overwrite or os.path.exists(target)
         notes = []
-        path, _ = calibrate_and_write(light, match, out_dir, options,
-                                      raw_root=raw_root, overwrite=redo,
-                                      notes=notes)
-        result.written.append(path)
-        result.warnings.extend(f"{light.path}: {note}" for note in notes)
+        path, _ = calibrate_and_write(light, match, out_dir, options, raw_root=raw_root,
+                                      overwrite=redo, notes=notes)
+    except NotCalibrated as exc:
+        result.not_calibrated[light.path] = str(exc).replace(f"{light.path}: ", "", 1)
+        return
     except OutputExists:
-        # Another writer (a cluster task of a cancelled run) finished it
+        # Another writer (a task of a cancelled cluster run) finished it
         # first; the atomic write means it is complete.
         result.existing.append(target)
+        return
     except (FrameError, CcdcalError) as exc:
         result.problems.append(str(exc))
-    return result
+        return
+    except OSError as exc:
+        result.problems.append(f"{light.path}: {exc.strerror or exc}")
+        return
+    result.written.append(path)
+    if match.missing:
+        result.missing[light.path] = list(match.missing)
+    result.warnings.extend(lines + [f"{light.path}: {note}" for note in notes])
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
@@ -202,7 +309,8 @@ def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=Non
     Raises
     ------
     CcdcalError
-        The output folder is the raw folder, or no usable frame was found.
+        The output folder is the raw folder, no usable frame was found, or
+        there is nothing to calibrate with (no calibration frame, no master).
     """
     raw_dir, out_dir = os.fspath(raw_dir), os.fspath(out_dir)
     if os.path.abspath(out_dir) == os.path.abspath(raw_dir):
@@ -215,6 +323,12 @@ def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=Non
     if not frames:
         raise CcdcalError(f"{raw_dir}: no usable FITS frames found"
                           + (f" ({len(scan.problems)} unreadable)" if scan.problems else ""))
+    counts = scan.counts()
+    if not any(counts.get(k) for k in ("bias", "dark", "flat")) \
+            and not load_masters(masters_dir):
+        # Nothing to calibrate with: say so, and leave no empty folders.
+        raise CcdcalError(calibration_frames_text(raw_dir, counts)
+                          + f", and no masters in {masters_dir}")
     ensure_folder(masters_dir)
     # Leftovers of a run that was killed mid-write (never under a final name).
     for folder in (out_dir, masters_dir):
