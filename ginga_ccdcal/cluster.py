@@ -376,11 +376,8 @@ class _Night:
         """The three stages' reports as one, in `build_masters`' order."""
         merged = MasterReport()
         for stage in ("bias", "darks", "flats"):
-            part = self.masters.get(stage)
-            if part is not None:
-                merged.masters += part.masters
-                merged.kept += part.kept
-                merged.problems += part.problems
+            if stage in self.masters:
+                merged.extend(self.masters[stage])
         return merged
 
     def outcome(self):

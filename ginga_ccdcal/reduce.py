@@ -7,7 +7,7 @@ was stopped picks up where it left off.
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
@@ -64,11 +64,13 @@ class CalibrationReport:
         return ", ".join(parts)
 
     def extend(self, other):
-        """Add ``other``'s entries (reports of lights done one by one)."""
-        for name in ("written", "existing", "problems", "warnings"):
-            getattr(self, name).extend(getattr(other, name))
-        self.missing.update(other.missing)
-        self.not_calibrated.update(other.not_calibrated)
+        """Add ``other``'s entries after ours (reports of lights done one by one)."""
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, dict):
+                mine.update(getattr(other, item.name))
+            else:
+                mine.extend(getattr(other, item.name))
 
 
 def calibration_frames_text(folder, counts):

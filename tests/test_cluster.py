@@ -166,7 +166,7 @@ def test_reference_run_reports_the_bad_files(reference, nights):
     skipped = [line for line in stderr.splitlines() if line.startswith("skipped: ")]
     assert len(skipped) == 2, stderr
     assert nights[1] in skipped[0] and "truncated" in skipped[0]
-    assert nights[2] in skipped[1] and "missing" in skipped[1] and "flat" in skipped[1]
+    assert nights[2] in skipped[1] and "no master flat for filter B" in skipped[1]
     assert "3 nights: 1 done, 2 with files skipped or steps missing, 0 not reduced" in stdout
 
 
