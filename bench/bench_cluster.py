@@ -34,7 +34,6 @@ import shutil
 import sys
 import time
 
-import numpy as np
 from astropy.io import fits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

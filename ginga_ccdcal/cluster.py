@@ -481,6 +481,7 @@ class _ClusterRun:
                     self.submit(night, "light", calibrate_light, light, masters,
                                 plan.out_dir, self.calibration, index=k,
                                 raw_root=plan.raw_dir, overwrite=overwrite)
+            night.submitted.add("light")  # even if every light was refused
         else:
             night.lights[index] = result
 
