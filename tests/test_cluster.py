@@ -426,3 +426,41 @@ def test_cluster_bench_quick(tmp_path):
     rows = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
     assert {"in-process", "local:1", "local:2"} <= rows, proc.stdout
     assert "products identical to the in-process run: yes" in proc.stdout
+
+
+def _break_one_light(name):
+    """Run on the workers: calibrating the light called ``name`` raises."""
+    from ginga_ccdcal import reduce
+    real = reduce._calibrate_one
+
+    def broken(light, *args, **kwargs):
+        if os.path.basename(light.path) == name:
+            raise RuntimeError("disk on fire")
+        return real(light, *args, **kwargs)
+
+    broken.real = real
+    reduce._calibrate_one = broken
+
+
+def _mend_lights():
+    from ginga_ccdcal import reduce
+    reduce._calibrate_one = getattr(reduce._calibrate_one, "real", reduce._calibrate_one)
+
+
+@needs_distributed
+def test_task_that_raises_fails_its_light_only(client, nights, work):
+    lights = [light.name for light in scan_folder(nights[0]).of_type("light")]
+    client.run(_break_one_light, lights[0])
+    try:
+        status, stdout, stderr = run_cli("reduce", nights[0], "--out", str(work / "out"),
+                                         "--scheduler", client.scheduler.address)
+    finally:
+        client.run(_mend_lights)
+    out = move_aside(work, "broken")
+    assert status == cli.EXIT_PARTIAL
+    skipped = [line for line in stderr.splitlines() if line.startswith("skipped: ")]
+    assert skipped == [f"skipped: {os.path.join(nights[0], lights[0])}: task failed "
+                       "(RuntimeError: disk on fire)"]
+    assert f"{len(lights) - 1} calibrated, 1 skipped" in stdout
+    assert not os.path.exists(os.path.join(out, lights[0]))
+    assert all(is_complete(os.path.join(out, name)) for name in lights[1:])
