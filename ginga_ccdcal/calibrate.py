@@ -7,6 +7,8 @@ second; `tests/test_calibrate.py` checks it against ccdproc itself.
 """
 
 import os
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 from astropy import units as u
@@ -14,36 +16,44 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from . import provenance
-from .errors import CalibrationError
+from .errors import CalibrationError, NotCalibrated
 from .fitsfile import read_image
 from .classify import header_number
-from .dark_scale import fit_dark_scale
+from .dark_scale import DarkScaleError, fit_dark_scale
 from .masters import master_data
 from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
 
-__all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
+__all__ = ["CalibrationOptions", "calibrate_ccd", "calibrate_frame", "calibrate_and_write",
+           "output_path", "not_calibrated_reason", "FLAT_MIN_RESPONSE"]
 
 _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F", "cosmics": "C"}
 
+#: Flat pixels below this fraction of the normalised flat's level carry
+#: no usable signal: dividing by them would blow the noise up by 20 times
+#: or more (or give inf/NaN at zero).  They are set to 0 and masked.
+FLAT_MIN_RESPONSE = 0.05
 
-def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
-                    readnoise=None, cosmics=False, notes=None, on_step=None):
-    """Calibrate ``frame`` with the masters in ``match``.
 
-    Parameters
+@dataclass
+class CalibrationOptions:
+    """How to calibrate a light: one object every front end fills in.
+
+    The CLI, `ginga_ccdcal.reduce`, the watcher, the plugins and notebooks
+    all pass one of these to `calibrate_ccd` (or the file-based calls built
+    on it), so an option means the same thing everywhere.
+
+    Attributes
     ----------
-    frame : `~ginga_ccdcal.scan.Frame`
-    match : `~ginga_ccdcal.match.MatchResult`
     strict : bool
         Raise `CalibrationError` if any step has no master, instead of
         skipping it and recording the gap in the header.
     gain : float or 'header', optional
         Convert ADU to electrons with this gain (e-/ADU), or with the
-        header's GAIN/EGAIN keyword.
+        header's EGAIN/GAIN keyword.
     dark_scale : {'exposure', 'fit'}
-        Scale the master dark by the exposure ratio `match` chose, or fit
+        Scale the master dark by the exposure ratio the match chose, or fit
         the factor that best removes the dark from this light
         (`ginga_ccdcal.dark_scale.fit_dark_scale`; needs a bias-subtracted
         dark).
@@ -57,50 +67,165 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         (``ccdproc.cosmicray_lacosmic``, i.e. astroscrappy), using the gain
         and read noise given or found in the header (GAIN/EGAIN, RDNOISE).
         The cleaned pixels are counted in CRCLEAN.
+
+    Examples
+    --------
+    >>> CalibrationOptions(gain=1.5, readnoise=9.0).dark_scale
+    'exposure'
+    """
+
+    strict: bool = False
+    gain: Union[float, str, None] = None
+    dark_scale: str = "exposure"
+    readnoise: Optional[float] = None
+    cosmics: bool = False
+
+    def __post_init__(self):
+        # Caught here, before any file is read, rather than once per light.
+        if self.dark_scale not in ("exposure", "fit"):
+            raise CalibrationError(f"dark scale {self.dark_scale!r}: use 'exposure' or 'fit'")
+        if self.readnoise is not None and self.gain is None:
+            raise CalibrationError("an uncertainty from the read noise needs the gain "
+                                   "(e-/ADU)")
+
+
+def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
+                    raw_root=None):
+    """Read the raw ``frame`` and calibrate it with the masters in ``match``.
+
+    The file-based form of `calibrate_ccd`: the same code path, with the
+    raw pixels and header read from ``frame.path``.
+
+    Parameters
+    ----------
+    frame : `~ginga_ccdcal.scan.Frame`
+    match : `~ginga_ccdcal.match.MatchResult`
+    options : `CalibrationOptions`, optional
+    notes, on_step, raw_root
+        See `calibrate_ccd`.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+
+    Raises
+    ------
+    CalibrationError, FrameError
+        See `calibrate_ccd`; `FrameError` when the raw file cannot be read.
+    """
+    _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
+    raw, header, _ = read_image(frame.path)
+    ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
+    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                         on_step=on_step, raw_root=raw_root)
+
+
+def not_calibrated_reason(match):
+    """Why no step at all can be applied to ``match.frame``, or None if one can.
+
+    The sentence the CLI, the watcher and the plugins show for a light that
+    is not calibrated, e.g. ``"no master bias, dark or flat (...)"``.
+    """
+    choices = (match.bias, match.dark, match.flat)
+    if any(choices) or not match.missing:
+        return None
+    details = "; ".join(f"{c.role}: {c.reason}" for c in choices)
+    if all(not c.done for c in choices):
+        return f"no master bias, dark or flat ({details})"
+    return f"nothing left to apply ({details})"
+
+
+def _refuse_uncalibrated(match, options, name):
+    """Raise when calibrating would write a frame that is not calibrated."""
+    if options is not None and options.strict and match.missing:
+        raise CalibrationError(f"{name}: not calibrated (--strict asks for every step): "
+                               + "; ".join(f"{r}: {getattr(match, r).reason}"
+                                           for r in match.missing))
+    reason = not_calibrated_reason(match)
+    if reason:
+        raise NotCalibrated(f"{name}: {reason}")
+
+
+def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step=None,
+                  raw_root=None):
+    """Calibrate the raw ``ccd`` in memory with the masters in ``match``.
+
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        The raw frame as read (any dtype; its header is not modified).
+    match : `~ginga_ccdcal.match.MatchResult`
+        The masters to apply (`ginga_ccdcal.match.match_light`).
+    options : `CalibrationOptions`, optional
+        Defaults: nothing but bias, dark scaled by exposure, flat.
+    name : str
+        How messages name this frame (its path).
     notes : list, optional
-        Sentences about the raw pixels (undefined, saturated) are appended
-        here, as well as to the output's HISTORY.
+        Sentences about the raw pixels (undefined, saturated) and about
+        flat pixels at or near zero are appended here, as well as to the
+        output's HISTORY.
     on_step : callable, optional
         ``on_step(role, data, choice)`` with a copy of the frame after each
         step: ``'raw'`` (after any overscan and trim, ``choice`` None),
         then ``'bias'``, ``'dark'``, ``'flat'`` as they are applied
         (`ginga_ccdcal.steps` shows them side by side).
+    raw_root : str, optional
+        The raw folder: HISTORY names the raw frame relative to it (by its
+        file name without one), never by its absolute path.
 
     Returns
     -------
     astropy.nddata.CCDData
         float32 data, unit adu (or electron), the raw header plus the
-        provenance of every step.
+        provenance of every step.  Steps that could not be applied are
+        listed in CALMISS and HISTORY; steps the header says were done
+        before (`ginga_ccdcal.provenance.steps_done`) are not redone and
+        HISTORY says why.  The mask marks pixels without a calibrated value:
+        undefined in the raw frame, or where the flat is at or near zero
+        (below `FLAT_MIN_RESPONSE`; set to 0 there, counted in FLATLOW).
 
     Raises
     ------
+    NotCalibrated
+        No step at all could be applied (no master bias, dark or flat).
     CalibrationError
         ``strict`` and a master is missing; a master's shape differs;
-        ``gain='header'`` and the header has none.
-    FrameError
-        The raw file cannot be read.
+        the dark scale cannot be fitted; ``gain='header'`` and the header
+        has none.
+
+    Examples
+    --------
+    >>> from ginga_ccdcal.masters import load_master    # doctest: +SKIP
+    >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
-    if strict and match.missing:
-        raise CalibrationError(f"{frame.path}: cannot calibrate, missing "
-                               + "; ".join(getattr(match, r).reason for r in match.missing))
-    raw, header, _ = read_image(frame.path)
+    options = options or CalibrationOptions()
+    strict, gain, dark_scale = options.strict, options.gain, options.dark_scale
+    readnoise, cosmics = options.readnoise, options.cosmics
+    _refuse_uncalibrated(match, options, name)
+    raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
     warnings = pixel_warnings(raw, header)
     data = raw.astype(np.float32)
-    header = header.copy()
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
     steps = []
+    flat_low = None
     chosen = [c.master for c in (match.bias, match.dark, match.flat) if c]
     if any(m.overscan for m in chosen):
         # The masters were overscan-corrected and trimmed: so must the light be.
         regions = find_regions(header, data.shape)
         if regions is None:
-            raise CalibrationError(f"{frame.path}: the masters are overscan-"
+            raise CalibrationError(f"{name}: the masters are overscan-"
                                    "corrected but this frame's header gives no overscan")
         data = apply_regions(data, regions)
         header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
         provenance.add_history(header, "overscan: " + regions.describe())
         steps.append("overscan")
+    pedestal = provenance.camera_pedestal(header)
+    if pedestal is not None:
+        data += np.float32(pedestal)
+        header.remove("PEDESTAL")  # undone: a reader must not add it again
+        provenance.add_history(header, f"camera pedestal removed: PEDESTAL = {pedestal:g} "
+                               "added to every pixel (zero-based ADU before the flat)")
     if on_step is not None:
         on_step("raw", data.copy(), None)
     for choice in (match.bias, match.dark, match.flat):
@@ -111,7 +236,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             master = master[choice.cutout]
         if master.shape != data.shape:
             raise CalibrationError(
-                f"{frame.path}: shape {data.shape} differs from {choice.master.name} "
+                f"{name}: shape {data.shape} differs from {choice.master.name} "
                 f"{master.shape}")
         if choice.role == "bias":
             data -= master
@@ -120,9 +245,13 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             if dark_scale == "fit":
                 if match.bias_in_dark:
                     raise CalibrationError(
-                        f"{frame.path}: cannot fit the dark scale: {choice.master.name} "
+                        f"{name}: cannot fit the dark scale: {choice.master.name} "
                         "still contains the bias")
-                scale = fit_dark_scale(data, master)
+                try:
+                    scale = fit_dark_scale(data, master)
+                except DarkScaleError as exc:
+                    raise CalibrationError(f"{name}: cannot fit the dark scale of "
+                                           f"{choice.master.name}: {exc}") from None
                 header["DARKFIT"] = (True, "dark scale fitted to this frame")
                 provenance.add_history(header, f"dark scale fitted: {scale:.4f} "
                                        f"(exposure ratio {choice.scale:.4f})")
@@ -132,10 +261,12 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
                 data -= np.float32(scale) * master
         else:
             # Multiplying by the cached reciprocal is one pass instead of a
-            # division plus masking; pixels where the flat is zero or
-            # undefined carry no signal and come out NaN.
+            # division.  Pixels where the flat is at or near zero, negative
+            # or undefined carry no signal: set to 0 and masked, not NaN.
             inverse = master_data(choice.master, "inverse")
             data *= inverse[choice.cutout] if choice.cutout else inverse
+            flat_low = ~(master >= FLAT_MIN_RESPONSE)
+            data[flat_low] = 0.0
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,
@@ -148,34 +279,47 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         cleaned = _clean_cosmic_rays(data, header, gain, readnoise)
         steps.append("cosmics")
         header["CRCLEAN"] = (cleaned, "pixels cleaned of cosmic rays (L.A.Cosmic)")
+    done = [c.role for c in (match.bias, match.dark, match.flat) if c.done]
+    for role in done:
+        provenance.add_history(header, f"{role} not applied: {getattr(match, role).reason}")
     for role in match.missing:
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
+    if match.missing:
+        header["CALMISS"] = (",".join(match.missing), "steps NOT applied: no master")
+    if flat_low is not None and flat_low.any():
+        count = int(np.count_nonzero(flat_low))
+        header["FLATLOW"] = (count, f"pixels with flat < {FLAT_MIN_RESPONSE:g}: 0, masked")
+        warnings.append(f"{count} pixel(s) where the flat is at or near zero (below "
+                        f"{FLAT_MIN_RESPONSE:g} of its level) are set to 0 and masked")
     for warning in warnings:
         provenance.add_history(header, f"warning: {warning}")
     if notes is not None:
         notes.extend(warnings)
     unit = u.adu
     if gain is not None:
-        value = _gain_value(frame, header, gain)
+        value = _gain_value(name, header, gain)
         data *= np.float32(value)
         unit = u.electron
         header["GAINCOR"] = (value, "data multiplied by this gain, e-/ADU")
         steps.append("gain")
     uncertainty = None
     if readnoise is not None:
-        if gain is None:
-            raise CalibrationError(f"{frame.path}: an uncertainty from the read noise "
-                                   "needs the gain (e-/ADU)")
         # data is in electrons now: Poisson variance is the signal itself.
         uncertainty = StdDevUncertainty(np.sqrt(np.clip(data, 0, None)
                                                 + np.float32(readnoise) ** 2))
         header["RDNOISE"] = (float(readnoise), "read noise used for the uncertainty, e-")
-    header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
+    # CALSTAT is what the image has had, here or before (as MaxIm means it).
+    header["CALSTAT"] = ("".join(code for step, code in _STEP_CODES.items()
+                                 if step in steps or step in done),
                          "O oscan, T trim, B bias, D dark, F flat, C CR")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
-    provenance.add_history(header, f"raw frame {frame.path}")
-    return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
+    provenance.add_history(header, f"raw frame {provenance.relative_name(name, raw_root)}")
+    mask = ~np.isfinite(data)
+    if flat_low is not None:
+        mask |= flat_low
+    return CCDData(data, unit=unit, header=header, uncertainty=uncertainty,
+                   mask=mask if mask.any() else None)
 
 
 def _clean_cosmic_rays(data, header, gain, readnoise):
@@ -195,13 +339,13 @@ def _clean_cosmic_rays(data, header, gain, readnoise):
     return int(np.count_nonzero(ccd.mask & defined))
 
 
-def _gain_value(frame, header, gain):
+def _gain_value(name, header, gain):
     if gain != "header":
         return float(gain)
     # EGAIN first: N.I.N.A. writes its camera setting (not e-/ADU) as GAIN.
     value = header_number(header, ("EGAIN", "GAIN"))
     if value is None:
-        raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
+        raise CalibrationError(f"{name}: gain 'header' asked for, but the "
                                "header has no GAIN or EGAIN")
     return value
 
@@ -228,12 +372,14 @@ def output_path(frame, out_dir, raw_root=None):
     return os.path.join(out_dir, sub, name)
 
 
-def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        **options):
+def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
+                        overwrite=False, notes=None):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
 
-    ``options`` are those of `calibrate_frame`; an uncertainty, when
-    asked for, goes into an ``UNCERT`` extension.
+    ``options`` (a `CalibrationOptions`) and ``notes`` are those of
+    `calibrate_frame`; an uncertainty, when asked for, goes into an
+    ``UNCERT`` extension, the mask (pixels without a calibrated value) into
+    a ``MASK`` extension (1 = masked), as ``CCDData.write`` does.
 
     Returns
     -------
@@ -244,17 +390,21 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
     ------
     OutputExists
         The output is already there and ``overwrite`` is False.
+    NotCalibrated
+        Nothing could be applied: nothing is written.
     CalibrationError, FrameError, CcdcalError
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, **options)
+    ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.
         extensions.append(fits.ImageHDU(ccd.uncertainty.array.astype(np.float32),
                                         fits.Header({"UTYPE": "StdDevUncertainty"}),
                                         name="UNCERT"))
+    if ccd.mask is not None:
+        extensions.append(fits.ImageHDU(ccd.mask.astype(np.uint8), name="MASK"))
     write_fits(path, ccd.data, ccd.header, overwrite=overwrite, protect=[frame.path],
                extensions=extensions)
     return path, ccd

@@ -450,7 +450,10 @@ def test_mismatched_shapes_and_binning(night, tmp_path):
     biases = {m.shape: m for m in report.masters.masters if m.kind == "bias"}
     assert biases[(64, 80)].n_frames == 5 and biases[(32, 40)].n_frames == 1
     lines = lines_about(report, night.path / "binned.fits")
-    assert any("binning 2x2" in line and "bias not applied" in line for line in lines)
+    # No bias, dark or flat of its binning: listed, and not written.
+    assert any("binning 2x2" in line and "not calibrated: no master bias, dark or flat"
+               in line for line in lines)
+    assert not (out / "binned.fits").exists()
     # The full-size lights used the full-size bias only.
     for path in report.calibration.written:
         if os.path.basename(path).startswith("M13-"):

@@ -9,7 +9,7 @@ from astropy.nddata import CCDData
 from astropy.stats import mad_std
 import ccdproc
 
-from ginga_ccdcal.calibrate import calibrate_and_write, calibrate_frame
+from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_and_write, calibrate_frame
 from ginga_ccdcal.errors import CalibrationError
 from ginga_ccdcal.masters import build_masters, master_data
 from ginga_ccdcal.match import match_light
@@ -45,8 +45,9 @@ def test_noiseless_night_recovers_truth_exactly(tmp_path):
         ccd = calibrate_frame(light, match)
         # Noiseless raw = bias + dark*t + flat*signal, rounded to integers:
         # calibration must undo it to within the rounding of the inputs.
+        flat = camera.flats[light.filter]  # the master flat is mean-normalised
         expected = ((fits.getdata(light.path).astype(float) - camera.bias
-                     - camera.dark_rate * 300.0) / camera.flats[light.filter])
+                     - camera.dark_rate * 300.0) / (flat / flat.mean()))
         np.testing.assert_allclose(ccd.data, expected, atol=3.0)
         assert ccd.header["CALSTAT"] == "BDF"
         assert ccd.header["DARKSCL"] == pytest.approx(2.5)
@@ -59,8 +60,9 @@ def test_noisy_night_residual_is_noise(tmp_path):
     ccd = calibrate_frame(light, match_light(light, report.masters))
     # What a perfect calibration leaves: the light minus the true bias and
     # dark, through the true flat.
+    flat = camera.flats[light.filter]  # the master flat is mean-normalised
     perfect = ((fits.getdata(light.path).astype(float) - camera.bias
-                - camera.dark_rate * 300.0) / camera.flats[light.filter])
+                - camera.dark_rate * 300.0) / (flat / flat.mean()))
     residual = ccd.data - perfect
     # Errors the masters bring in are unbiased and well below the light's own
     # photon and read noise (5 darks scaled by 2.5 dominate them).
@@ -94,7 +96,8 @@ def _ccdproc_reduction(scan):
             frames.append(ccd)
         combined = ccdproc.combine(frames, method="median",
                                    scale=lambda a: 1 / np.ma.median(a))
-        flats[filt] = combined.divide(np.median(combined.data))
+        # ccdproc's flat_correct (and IRAF) normalise by the mean.
+        flats[filt] = combined.divide(np.mean(combined.data))
     return bias, darks, flats
 
 
@@ -134,7 +137,8 @@ def test_provenance_and_no_overwrite(tmp_path):
     assert header["FLATFILE"] == f"master_flat_{light.filter}.fits"
     assert header["CCDCALV"]
     history = "".join(header["HISTORY"])  # long lines wrap over cards
-    assert "scaled 120 s -> 300 s" in history and light.path in history
+    assert "scaled 120 s -> 300 s" in history and f"raw frame {light.name}" in history
+    assert str(tmp_path) not in history  # no absolute paths in products
     with pytest.raises(OutputExists):
         calibrate_and_write(light, match, tmp_path / "out")
     calibrate_and_write(light, match, tmp_path / "out", overwrite=True)
@@ -156,7 +160,7 @@ def test_missing_flat_is_recorded_or_refused(tmp_path):
     assert ccd.header["CALSTAT"] == "BD"
     assert any("flat NOT applied" in h for h in ccd.header["HISTORY"])
     with pytest.raises(CalibrationError, match="no master flat for filter"):
-        calibrate_frame(light, match, strict=True)
+        calibrate_frame(light, match, CalibrationOptions(strict=True))
 
 
 @pytest.mark.parametrize("style", ["iraf", "maxim"])
@@ -192,7 +196,8 @@ def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
     scan, report = _reduce(tmp_path, camera, noise=True)
     light = scan.of_type("light")[0]
     match = match_light(light, report.masters)
-    path, ccd = calibrate_and_write(light, match, tmp_path / "out", gain=1.5, readnoise=9.0)
+    path, ccd = calibrate_and_write(light, match, tmp_path / "out",
+                                   CalibrationOptions(gain=1.5, readnoise=9.0))
     assert ccd.unit == u.electron
     adu = calibrate_frame(light, match)
     np.testing.assert_allclose(ccd.data, adu.data * 1.5, rtol=1e-6)
@@ -202,7 +207,7 @@ def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
     back = CCDData.read(path)
     np.testing.assert_allclose(back.uncertainty.array, ccd.uncertainty.array, rtol=1e-6)
     with pytest.raises(CalibrationError, match="needs the gain"):
-        calibrate_frame(light, match, readnoise=9.0)
+        calibrate_frame(light, match, CalibrationOptions(readnoise=9.0))
 
 
 def test_cosmic_rays_cleaned_on_request(tmp_path):
@@ -216,8 +221,8 @@ def test_cosmic_rays_cleaned_on_request(tmp_path):
     light = scan.of_type("light")[0]
     match = match_light(light, report.masters)
     plain = calibrate_frame(light, match)
-    clean = calibrate_frame(light, match, cosmics=True, gain=camera.gain,
-                            readnoise=camera.read_noise)
+    clean = calibrate_frame(light, match, CalibrationOptions(
+        cosmics=True, gain=camera.gain, readnoise=camera.read_noise))
     hits = camera.written[light.path].cosmic_ray_mask(plain.shape)
     assert hits.any()
     plain_e = plain.data * camera.gain      # the cleaned frame is in electrons
@@ -238,5 +243,36 @@ def test_gain_from_header_prefers_egain(tmp_path):
     report = build_masters(scan.frames, tmp_path / "m")
     light = scan.of_type("light")[0]
     assert light.header["GAIN"] != light.header["EGAIN"]
-    ccd = calibrate_frame(light, match_light(light, report.masters), gain="header")
+    ccd = calibrate_frame(light, match_light(light, report.masters),
+                          CalibrationOptions(gain="header"))
     assert ccd.header["GAINCOR"] == pytest.approx(light.header["EGAIN"])
+
+
+def test_in_memory_api_agrees_with_file_path_and_by_hand(tmp_path):
+    """calibrate_ccd on a CCDData, calibrate_frame on the file and the
+    arithmetic a student writes with load_master give the same numbers."""
+    from ginga_ccdcal.calibrate import calibrate_ccd
+    from ginga_ccdcal.masters import load_master
+    camera = SyntheticCamera(shape=(40, 56), seed=3)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    match = match_light(light, report.masters)
+    raw = CCDData.read(light.path, unit="adu")
+    before = raw.data.copy()
+    in_memory = calibrate_ccd(raw, match, name=light.name)
+    from_file = calibrate_frame(light, match)
+    np.testing.assert_array_equal(in_memory.data, from_file.data)
+    np.testing.assert_array_equal(raw.data, before)  # the input is left alone
+    assert in_memory.header["CALSTAT"] == "BDF"
+    bias, dark, flat = (load_master(c.master.path) for c in (match.bias, match.dark, match.flat))
+    by_hand = (raw.data.astype(np.float32) - bias.data
+               - np.float32(match.dark.scale) * dark.data) / flat.data
+    np.testing.assert_allclose(in_memory.data, by_hand, rtol=2e-6, atol=1e-3)
+    assert bias.unit == u.adu and bias.header["MSTRTYPE"].lower() == "bias"
+
+
+def test_options_checked_before_any_file_is_read():
+    with pytest.raises(CalibrationError, match="needs the gain"):
+        CalibrationOptions(readnoise=9.0)
+    with pytest.raises(CalibrationError, match="'exposure' or 'fit'"):
+        CalibrationOptions(dark_scale="ratio")
