@@ -1,5 +1,8 @@
 """Reading frames: the quick header path must answer as astropy does."""
 
+import gzip
+import io
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -78,8 +81,7 @@ def test_sanitise_header_leaves_a_good_header_alone():
 
 
 def _gzip_light(tmp_path, name, data, members=1):
-    import gzip
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     fits.PrimaryHDU(data, header=make_header("maxim", "light", 30.0, "R")).writeto(buffer)
     raw = buffer.getvalue()
     cut = len(raw) // members // 2880 * 2880 or len(raw)
