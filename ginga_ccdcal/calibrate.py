@@ -116,8 +116,13 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
     _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
     raw, header, _ = read_image(frame.path)
     ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
-    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
-                         on_step=on_step, raw_root=raw_root)
+    result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                           on_step=on_step, raw_root=raw_root)
+    if frame.frametype not in ("light", "unknown"):
+        # Asked for by name (a folder's calibration frames are left alone).
+        provenance.add_history(result.header, f"note: the header says {frame.frametype}; "
+                               "calibrated as a light because it was asked for")
+    return result
 
 
 def not_calibrated_reason(match):
@@ -255,18 +260,17 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
                 header["DARKFIT"] = (True, "dark scale fitted to this frame")
                 provenance.add_history(header, f"dark scale fitted: {scale:.4f} "
                                        f"(exposure ratio {choice.scale:.4f})")
-            if scale == 1.0:
-                data -= master
-            else:
-                data -= np.float32(scale) * master
+            _subtract_scaled(data, master, scale)
         else:
             # Multiplying by the cached reciprocal is one pass instead of a
             # division.  Pixels where the flat is at or near zero, negative
             # or undefined carry no signal: set to 0 and masked, not NaN.
             inverse = master_data(choice.master, "inverse")
             data *= inverse[choice.cutout] if choice.cutout else inverse
-            flat_low = ~(master >= FLAT_MIN_RESPONSE)
-            data[flat_low] = 0.0
+            flat_low = _flat_low(choice.master)
+            if flat_low is not None:
+                flat_low = flat_low[choice.cutout] if choice.cutout else flat_low
+                data[flat_low] = 0.0
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,
@@ -286,7 +290,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
     if match.missing:
         header["CALMISS"] = (",".join(match.missing), "steps NOT applied: no master")
-    if flat_low is not None and flat_low.any():
+    if flat_low is not None and flat_low.any():  # a cut-out may have none
         count = int(np.count_nonzero(flat_low))
         header["FLATLOW"] = (count, f"pixels with flat < {FLAT_MIN_RESPONSE:g}: 0, masked")
         warnings.append(f"{count} pixel(s) where the flat is at or near zero (below "
@@ -315,11 +319,57 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
     provenance.add_history(header, f"raw frame {provenance.relative_name(name, raw_root)}")
-    mask = ~np.isfinite(data)
+    # Integer raw pixels and finite masters give finite results: only a
+    # float raw frame can bring undefined pixels (found by pixel_warnings).
+    mask = ~np.isfinite(data) if raw.dtype.kind == "f" else None
     if flat_low is not None:
-        mask |= flat_low
+        mask = flat_low.copy() if mask is None else mask | flat_low
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty,
-                   mask=mask if mask.any() else None)
+                   mask=mask if mask is not None and mask.any() else None)
+
+
+#: Rows of a frame scaled at a time by `_subtract_scaled` (a few MB).
+_BLOCK_ROWS = 256
+
+
+def _subtract_scaled(data, master, scale):
+    """``data -= scale * master`` in place, without a frame-sized temporary.
+
+    A 4k x 4k temporary costs more (allocating and faulting in 64 MB) than
+    the arithmetic itself; a block of rows at a time is reused instead.
+    The numbers are the same: each pixel is one float32 product and one
+    difference either way.
+    """
+    if scale == 1.0:
+        data -= master
+        return
+    scale = np.float32(scale)
+    block = np.empty((min(_BLOCK_ROWS, data.shape[0]),) + data.shape[1:], np.float32)
+    for start in range(0, data.shape[0], _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        product = block[:len(data[rows])]
+        np.multiply(master[rows], scale, out=product)
+        data[rows] -= product
+
+
+_flat_low_cache = {}
+
+
+def _flat_low(master):
+    """Where a master flat is below `FLAT_MIN_RESPONSE` (or undefined), or None.
+
+    Cached per master file, like the master's pixels: a night's lights
+    share a few flats, so the comparison is made once per flat.
+    """
+    key = (master.path, os.path.getmtime(master.path))
+    if key not in _flat_low_cache:
+        if len(_flat_low_cache) > 8:
+            _flat_low_cache.clear()
+        low = ~(master_data(master) >= FLAT_MIN_RESPONSE)  # also catches NaN
+        if low.any():
+            low.flags.writeable = False
+        _flat_low_cache[key] = low if low.any() else None
+    return _flat_low_cache[key]
 
 
 def _clean_cosmic_rays(data, header, gain, readnoise):

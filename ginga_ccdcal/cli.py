@@ -199,6 +199,7 @@ def cmd_masters(args):
     print(f"{args.raw}: {calibration_frames_text(args.raw, counts)}")
     print(f"masters in {args.out}:")
     _print_masters(report)
+    _say(result.type_notes(), prefix="note: ")
     skipped = [str(p) for p in result.problems]
     _say(report.problems, prefix="warning: ")
     _say(skipped, prefix="skipped: ")
@@ -314,6 +315,7 @@ def cmd_reduce(args):
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
+    _say(night.scan.type_notes(guessed=False), prefix="note: ")
     return _print_calibration(night.calibration, [str(p) for p in night.scan.problems],
                               night.guessed + night.masters.problems)
 

@@ -38,6 +38,7 @@ cut-out of a full-frame master of the same binning.
 
 from dataclasses import dataclass, field
 
+from .classify import filter_match  # the one filter rule, re-exported here
 from .group import DEFAULT_TOLERANCES
 from .provenance import steps_done
 
@@ -159,31 +160,6 @@ def setup_key(item):
     """
     shape = getattr(item, "raw_shape", None) or item.shape
     return tuple(int(n) for n in shape), tuple(int(b) for b in item.binning)
-
-
-def filter_match(a, b):
-    """How two filter names match: ``'exact'``, ``'case-only'`` or None.
-
-    ``'exact'``: the same name (outer spaces aside; two missing filters are
-    the same).  ``'case-only'``: equal once case and spaces are ignored --
-    ``R`` (Johnson) and ``r`` (SDSS) are different filters, so a match on
-    it is made only with a warning.  None: different filters.
-
-    Examples
-    --------
-    >>> filter_match('R', 'R '), filter_match('R', 'r'), filter_match('R', 'V')
-    ('exact', 'case-only', None)
-    """
-    # The same rule as the types engineer's classify.filter_match (not on
-    # main yet): once it is, this body becomes an import of it.
-    if a is None or b is None:
-        return "exact" if a is None and b is None else None
-    a, b = str(a).strip(), str(b).strip()
-    if a == b:
-        return "exact"
-    if "".join(a.split()).lower() == "".join(b.split()).lower():
-        return "case-only"
-    return None
 
 
 def _temp_gap(frame, master):

@@ -207,7 +207,7 @@ def steps_done(header):
 
     for line in header.get("HISTORY", []) if "HISTORY" in header else []:
         text = str(line).strip()
-        if text.lower() in _DARK_HISTORY:
+        if text.lower().startswith(_DARK_HISTORY):
             mark("dark", f"the camera software (HISTORY '{text}')")
     calstat = header.get("CALSTAT")
     if isinstance(calstat, str):

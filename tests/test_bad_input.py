@@ -828,16 +828,18 @@ def test_newline_in_a_value_keeps_the_scan_tree_one_line_per_group(night, capsys
     assert not any(line.startswith("here") for line in tree.splitlines())
 
 
-def test_non_ascii_file_name_goes_into_history_escaped(night, tmp_path):
-    light = night.files["light"][0]
-    renamed = os.path.join(os.path.dirname(light), "Überwald-" + os.path.basename(light))
-    os.rename(light, renamed)
-    report = reduce_night(night.path, tmp_path / "out")
+def test_non_ascii_folder_name_goes_into_history_escaped(night, tmp_path):
+    # Headers name the raw frame relative to the raw folder, so the folder's
+    # own name stays out; a non-ASCII file name goes in, escaped visibly.
+    folder = tmp_path / "Überwald"
+    shutil.copytree(night.path, folder)
+    light = sorted(folder.glob("M13-*R.fit"))[0]
+    light.rename(folder / light.name.replace("M13-", "M13-Überwald-"))
+    report = reduce_night(folder, tmp_path / "out")
     assert not report.calibration.problems
-    assert_night_went_through(report, tmp_path / "out", N_LIGHTS - 1)
-    header = fits.getheader(tmp_path / "out" / os.path.basename(renamed))
-    assert header["CALSTAT"] == "BDF"
-    assert "\\xdcberwald-" in _history(header)
+    assert_night_went_through(report, tmp_path / "out")
+    [written] = [p for p in report.calibration.written if "berwald-" in p]
+    assert "raw frame M13-\\xdcberwald-" in _history(fits.getheader(written))
 
 
 def test_write_fits_sanitises_what_it_is_given(tmp_path):
@@ -871,10 +873,11 @@ _LIMITED = textwrap.dedent("""
 
 
 def test_file_size_limit_skips_one_product_and_the_run_goes_on(night, tmp_path):
-    # A light with a long observing log in its header: its product alone
-    # exceeds the limit (the others take about 30 kB).
-    data, header = light_template(night)
-    for i in range(600):
+    # A light like the others (so masters fit it) with a long header: its
+    # product alone exceeds the limit.
+    data, _ = light_template(night)
+    header = make_header("maxim", "light", 300.0, "R")
+    for i in range(1000):
         header.add_history(f"observing log line {i}")
     write_frame(night.path / "big.fits", data, header)
     out = tmp_path / "out"

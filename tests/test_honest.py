@@ -57,6 +57,8 @@ def test_calibration_frame_named_explicitly_is_calibrated_with_a_note(capsys, ni
                            "--out", tmp_path / "cal")
     assert "note: " in err and "header says flat" in err
     assert os.listdir(tmp_path / "cal") == [os.path.basename(flat)]
+    history = "".join(fits.getheader(tmp_path / "cal" / os.path.basename(flat))["HISTORY"])
+    assert "the header says flat; calibrated as a light" in history
 
 
 # -- item 4: honest outputs and counts -----------------------------------------
