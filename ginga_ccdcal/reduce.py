@@ -2,8 +2,9 @@
 
 This is what ``ginga-ccdcal reduce`` and the plugins' "Calibrate all" run.
 Files that cannot be used are skipped and listed; the night reduces as
-far as it can.  Re-running skips lights already calibrated, so a run that
-was stopped picks up where it left off.
+far as it can.  Re-running keeps the lights already calibrated that are
+still right (`ginga_ccdcal.products`), so a run that was stopped picks up
+where it left off.
 """
 
 import os
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field
 
 from .calibrate import calibrate_and_write, output_path
 from .errors import CcdcalError, FrameError
-from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
+from .products import Verdict, check_light_product
 from .progress import check, report
 from .safe_write import ensure_folder, remove_stale_temps
 from .scan import scan_folder
@@ -23,10 +24,16 @@ __all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night
 
 @dataclass
 class CalibrationReport:
-    """What happened to each light: written, already there, or not done."""
+    """What happened to each light: written, already there, or not done.
+
+    ``redone`` lists ``(path, reason)`` for outputs that existed but were
+    no longer right (`ginga_ccdcal.products.check_light_product`) and were
+    calibrated again; those paths are in ``written`` too.
+    """
 
     written: list = field(default_factory=list)
     existing: list = field(default_factory=list)
+    redone: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -64,7 +71,8 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     raw_root : str, optional
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
-        Recalibrate lights whose output exists (otherwise they are skipped).
+        Recalibrate lights whose output exists (otherwise only outputs no
+        longer right are redone, listed in ``redone`` with the reason).
     options : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
 
     Returns
@@ -76,10 +84,13 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     for i, light in enumerate(lights):
         check(cancel)
         target = output_path(light, out_dir, raw_root)
-        if os.path.exists(target) and not overwrite and is_complete(target):
+        match = match_light(light, masters)
+        verdict = _still_right(target, light, match, overwrite, result)
+        if verdict is None:
+            pass
+        elif verdict.keep:
             result.existing.append(target)
         else:
-            match = match_light(light, masters)
             for role in match.missing:
                 result.warnings.append(f"{light.path}: {role} not applied "
                                        f"({getattr(match, role).reason})")
@@ -92,11 +103,28 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
                                               raw_root=raw_root, overwrite=redo,
                                               notes=notes)
                 result.written.append(path)
+                if verdict.exists and not overwrite:
+                    result.redone.append((path, verdict.reason))
                 result.warnings.extend(f"{light.path}: {note}" for note in notes)
             except (FrameError, CcdcalError) as exc:
                 result.problems.append(str(exc))
         report(progress, i + 1, len(lights), light.name)
     return result
+
+
+def _still_right(target, light, match, overwrite, result):
+    """The `~ginga_ccdcal.products.Verdict` on ``target``; None: leave it alone.
+
+    A product is kept only if it is what calibrating now would give; with
+    ``overwrite`` nothing is kept.
+    """
+    if overwrite:
+        return Verdict(target, os.path.exists(target), False)
+    try:
+        return check_light_product(target, light, match)
+    except CcdcalError as exc:  # a file we did not write is in the way
+        result.problems.append(str(exc))
+        return None
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
