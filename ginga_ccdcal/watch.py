@@ -20,8 +20,8 @@ When is a file complete?
 
     * on Linux with the native observer, a file seen being written is
       complete once its writer closed it (or renamed it into place) and
-      its size and modification time then stay the same for one
-      ``poll_interval``;
+      its size and modification time have not changed since (a writer
+      that keeps it open is waited for up to `OPEN_WRITER_TIMEOUT`);
     * otherwise (polling, other systems, files found by a scan) once its
       size and modification time have not changed for ``settle`` seconds.
 
@@ -306,8 +306,7 @@ class FolderWatcher:
         Poll the folder every ``poll_interval`` seconds instead of using
         the operating system's notifications (network drives).
     poll_interval : float
-        Seconds between polls; also how long a file its writer closed must
-        then stay unchanged to count as complete.
+        Seconds between polls.
     settle : float
         Seconds a file must stay unchanged (size and modification time) to
         count as complete when no "closed" event says so (polling, files
@@ -646,7 +645,9 @@ class FolderWatcher:
         """Whether a pending file has stopped changing (see the module help)."""
         quiet = now - entry.changed_at
         if entry.closed:
-            return quiet >= self.poll_interval
+            # Closed (or renamed into place) and unchanged since: done.  No
+            # extra wait, so a closed frame is calibrated at once.
+            return True
         if self._close_events and entry.writing:
             # Its writer still has it open: a close will come.
             return quiet >= max(self.settle, OPEN_WRITER_TIMEOUT)

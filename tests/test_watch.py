@@ -481,6 +481,10 @@ def test_bench_watch_quick(tmp_path):
     assert "median" in out and "p95" in out and "worst" in out
     assert "missed: 0" in out and "done twice: 0" in out
     assert "output equals calibrate_frame: yes" in out
+    # The burst: every file once; memory reported (not judged: no timing or
+    # size assertions in tests).
+    assert "burst missed: 0, done twice: 0" in out
+    assert "burst memory (RSS): before" in out
 
 
 def test_live_masters_rebuilt_when_new_calibration_frames_arrive(tmp_path):

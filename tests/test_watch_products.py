@@ -340,3 +340,17 @@ def test_cli_watch_reports_junk_after_settle_and_ctrl_c_exits_0(tmp_path):
     assert proc.returncode == 0, stderr
     assert "stopped: 1 problem" in stdout
     assert "Traceback" not in stderr
+
+
+def test_master_inputs_survive_long_wrapped_paths(tmp_path):
+    from ginga_ccdcal.products import check_masters, master_inputs
+    raw = tmp_path / ("a" * 40) / ("b" * 40) / "raw with spaces"
+    paths = write_night(raw, SyntheticCamera((16, 16), seed=1), [("bias", 0.0, None, 3)])
+    build_masters(scan_folder(raw).frames, str(tmp_path / "m"))
+    [master] = load_masters(str(tmp_path / "m"))
+    assert sorted(master_inputs(master)) == sorted(os.path.abspath(p) for p in paths)
+    # Up to date: nothing to rebuild.  One input gone: outdated, and why.
+    assert not check_masters([master], scan_folder(raw).frames, raw_root=str(raw))
+    os.remove(paths[0])
+    check = check_masters([master], scan_folder(raw).frames, raw_root=str(raw))
+    assert "1 of its frames gone" in check.outdated[master.path]
