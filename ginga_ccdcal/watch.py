@@ -437,6 +437,8 @@ class FolderWatcher:
             with self._lock:
                 self._inflight += 1
             self._queue.put(_Job(None, None, time.monotonic(), kind="prepare"))
+        elif not self._masters:
+            self._event("no masters given: lights will NOT be calibrated (nor written)")
         self._start_observer()
         # Files already there: after the observer, so nothing written in
         # between is missed (a file seen twice is deduplicated).
@@ -708,7 +710,8 @@ class FolderWatcher:
                 job = self._queue.get(timeout=min(self.burst_quiet, 0.25)
                                       if self._masters_dirty else None)
             except queue.Empty:
-                self._rebuild_if_quiet()
+                if not self._stopping.is_set():
+                    self._guarded(self._rebuild_if_quiet, "rebuilding the masters")
                 continue
             if job is None or self._stopping.is_set():
                 if job is not None:
@@ -719,13 +722,9 @@ class FolderWatcher:
                     continue
                 return
             if job.kind == "prepare":
-                try:
-                    self._prepare_masters()
-                except Exception:  # a bug must not stop the night
-                    log.exception("watch: preparing the masters failed")
-                finally:
-                    with self._lock:
-                        self._inflight -= 1
+                self._guarded(self._prepare_masters, "preparing the masters")
+                with self._lock:
+                    self._inflight -= 1
                 continue
             try:
                 result = self._process(job)
@@ -741,6 +740,13 @@ class FolderWatcher:
             finally:
                 with self._lock:
                     self._inflight -= 1
+
+    def _guarded(self, work, what):
+        try:
+            work()
+        except Exception as exc:  # a bug must not stop the night
+            log.exception("watch: %s failed", what)
+            self._event(f"{what} failed: {exc!r}")
 
     def _result(self, job, status, t_start=None, **fields):
         return WatchResult(path=job.path, name=os.path.relpath(job.path, self.raw_dir),
