@@ -46,13 +46,49 @@ def _say(lines, stream=None, prefix=""):
 
 
 def _aliases(args):
-    """--aliases, else the file the CCD Browser keeps beside Ginga's settings."""
-    import os
-    from .classify import default_aliases_path, load_aliases
+    """The user's vocabulary: --aliases, else the file the CCD Browser keeps
+    beside Ginga's settings; --type TYPE=GLOB is added to it (and saved there).
+
+    Read once per run; a broken file raises `classify.VocabularyError`, which
+    `main` prints as one line (exit status 2).
+    """
+    if getattr(args, "_vocabulary", None) is not None:
+        return args._vocabulary or None
+    from .classify import add_file_types, default_aliases_path, load_aliases
     path = getattr(args, "aliases", None)
     if not path and os.path.exists(default_aliases_path()):
         path = default_aliases_path()
-    return load_aliases(path) if path else None
+    file_types = dict(getattr(args, "type", None) or [])
+    # --type may start a new vocabulary file; otherwise a missing one is an error
+    starting = file_types and path and not os.path.lexists(path)
+    vocabulary = load_aliases(path) if path and not starting else {}
+    if file_types:
+        path = path or default_aliases_path()
+        vocabulary = add_file_types(file_types, path)
+        _say((f"files '{glob}' are {kind} (saved in {path})"
+              for glob, kind in file_types.items()), prefix="note: ")
+    args._vocabulary = vocabulary
+    return vocabulary or None
+
+
+def _file_type(text):
+    """``TYPE=GLOB`` of --type, e.g. ``flat=flat-*``, as (glob, type)."""
+    from .classify import FRAME_TYPES
+    kind, sep, glob = text.partition("=")
+    kind, glob = kind.strip().lower(), glob.strip()
+    if not sep or not glob or kind not in FRAME_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not TYPE=GLOB with TYPE one of {', '.join(FRAME_TYPES)} "
+            "(e.g. --type flat='flat-*')")
+    return glob, kind
+
+
+def _add_type_option(p):
+    p.add_argument("--type", action="append", type=_file_type, metavar="TYPE=GLOB",
+                   help="files matching GLOB are of TYPE whatever their header says, "
+                        "e.g. --type flat='flat-*' (repeatable); kept in the vocabulary "
+                        "file (--aliases) for later runs and the CCD Browser")
+    p.set_defaults(uses_vocabulary=True)
 
 
 def _scan(args, bar):
@@ -68,11 +104,11 @@ def cmd_scan(args):
     keys = args.group_by or ["frametype", "exptime"]
     print(f"{result.folder}: {len(result.frames)} frames")
     print(format_tree(group_frames(result.frames, keys), show_files=args.files))
-    guessed = [f for f in result.frames if f.guessed]
-    if guessed:
-        print(f"{len(guessed)} frame type(s) guessed from the pixels "
-              "(no usable IMAGETYP/OBSTYPE/FRAMETYP):")
-        _say((f.name + " -> " + f.frametype for f in guessed), sys.stdout, "  ")
+    notes = result.type_notes()
+    if notes:
+        print(f"{len(notes)} frame type(s) guessed, corrected or unknown, and why "
+              "(settle one with --type TYPE=GLOB):")
+        _say(notes, sys.stdout, "  ")
     if result.problems:
         print(f"{len(result.problems)} file(s) skipped:", file=sys.stderr)
         _say(result.problems, prefix="  ")
@@ -98,6 +134,7 @@ def _options(args):
         if args.sigma_clip and kind in args.sigma_clip:
             options.sigma_clip[kind] = True
     options.sigma_low, options.sigma_high = args.clip_low, args.clip_high
+    options.flat_norm = args.flat_norm
     if args.mem_limit:
         options.mem_limit = int(args.mem_limit * 2**20)
     return options
@@ -107,6 +144,8 @@ def _print_masters(report):
     for master in report.masters:
         kept = " (existing, kept)" if master in report.kept else ""
         print(f"  {master.name}: {master.describe()}{kept}")
+        for line in report.summary(master):
+            print(f"    {line}")
 
 
 def cmd_masters(args):
@@ -253,6 +292,9 @@ def _add_master_options(p):
                    metavar="KIND", help="sigma-clip these kinds before combining")
     p.add_argument("--clip-low", type=float, default=3.0, help="low clip, sigma (3)")
     p.add_argument("--clip-high", type=float, default=3.0, help="high clip, sigma (3)")
+    p.add_argument("--flat-norm", choices=("mean", "median"), default="mean",
+                   help="divide the master flat by its mean (default, as ccdproc "
+                        "and IRAF do) or its median")
     p.add_argument("--mem-limit", type=float, metavar="MB",
                    help="memory the combination may use (default: a quarter of RAM, "
                         "at most 2 GB)")
@@ -295,12 +337,14 @@ def build_parser():
                    help="keywords to group by, outermost first "
                         "(default: frametype exptime; any header keyword works)")
     p.add_argument("--files", action="store_true", help="list every file")
+    _add_type_option(p)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("masters", help="build master bias, darks and flats")
     p.add_argument("raw", help="folder of raw frames")
     p.add_argument("--out", required=True, help="folder for the masters")
     p.add_argument("--overwrite", action="store_true", help="rebuild existing masters")
+    _add_type_option(p)
     _add_master_options(p)
     p.set_defaults(func=cmd_masters)
 
@@ -309,6 +353,7 @@ def build_parser():
     p.add_argument("--masters", required=True, help="folder with the masters")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -318,6 +363,7 @@ def build_parser():
     p.add_argument("--masters", help="folder for masters (default OUT/masters)")
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild masters and recalibrate existing outputs")
+    _add_type_option(p)
     _add_master_options(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_reduce)
@@ -340,6 +386,7 @@ def build_parser():
                    help="a file unchanged this long counts as written when the "
                         "system does not say it was closed; one that then will not "
                         "parse is reported (default 2)")
+    _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_watch)
 
@@ -378,6 +425,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "uses_vocabulary", False):
+            _aliases(args)  # a broken vocabulary file stops before any output
         return args.func(args)
     except CcdcalError as exc:
         print(f"ginga-ccdcal: {exc}", file=sys.stderr)

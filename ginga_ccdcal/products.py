@@ -22,12 +22,13 @@ masters (`check_masters`)
 Anything else is redone, and the reason says why.
 """
 
-import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .errors import CcdcalError, FrameError
 from .fitsfile import read_header
+from .group import DEFAULT_TOLERANCES
+from .match import compatible, setup_key
 from .provenance import file_checksum
 from .scan import is_product
 
@@ -242,21 +243,13 @@ def master_inputs(master, raw_root=None):
     return paths
 
 
-def _setup(master):
-    # The detector setup a master serves: the raw frames' shape and binning.
-    return tuple(master.raw_shape or master.shape), tuple(master.binning)
-
-
 def _belongs(frame, master):
-    """Whether ``frame`` would be combined into ``master``.
-
-    Asked of `ginga_ccdcal.masters.stale_masters`, the builder's own
-    "same setup" rule, with the frame made newer than any master so that
-    only the setup is judged.
-    """
-    from .masters import stale_masters
-    return frame.frametype == master.kind and bool(
-        stale_masters([master], [replace(frame, mtime=math.inf)]))
+    """Whether ``frame`` would be combined into ``master``: of its kind and
+    `ginga_ccdcal.match.compatible` in the very same setup, the rule the
+    master builder's own stale check (`~ginga_ccdcal.masters.stale_masters`)
+    uses."""
+    return frame.frametype == master.kind and compatible(
+        frame, master, subframe=False, tolerance=DEFAULT_TOLERANCES["exptime"])
 
 
 def masters_lacking(frame, masters, raw_root=None):
@@ -362,7 +355,8 @@ def _dependency_changes(master, masters, outdated):
     """Masters ``master`` was made with that were rebuilt since, or will be."""
     reasons = []
     for other in masters:
-        if other.kind not in DEPENDS_ON[master.kind] or _setup(other) != _setup(master):
+        if (other.kind not in DEPENDS_ON[master.kind]
+                or setup_key(other) != setup_key(master)):
             continue
         if other.path in outdated:
             reasons.append(f"{other.name} is being rebuilt")

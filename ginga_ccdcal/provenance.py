@@ -8,9 +8,16 @@ IMAGETYP  'MASTER BIAS' / 'MASTER DARK' / 'MASTER FLAT' for masters
 MSTRTYPE  bias / dark / flat (masters)
 NCOMBINE  number of frames combined (masters)
 COMBMETH  average / median / sum, CLIPPED T/F, CLIPLO, CLIPHI (masters)
-BIASSUB   T if the bias was subtracted (darks and flats)
-DARKSUB   T if a dark was subtracted (flats)
-FLATNORM  statistic the flat was normalised by (flats)
+NREJECT   pixels rejected by sigma clipping (clipped masters)
+DATE-BEG  DATE-OBS of the first input frame (masters; DATE-END the last)
+DATE-AVG  mean mid-exposure time of the inputs (masters; MJD-AVG too)
+CCDTMIN   lowest input CCD temperature (masters; CCDTMAX the highest,
+          CCD-TEMP their mean)
+BIASSUB   T if the bias was subtracted (darks; flats: from every flat)
+DARKSUB   T if a dark was subtracted (flats: from every flat)
+NDARKSUB  number of flats a dark was subtracted from (flats)
+FLATNORM  statistic the flat was normalised by: mean or median (flats)
+NLOWFLAT  pixels of a master flat at or below zero, or undefined
 CALSTAT   steps applied to a light: O overscan, T trim, B bias, D dark,
           F flat, C cosmic rays cleaned
 BIASFILE  master bias used, BIASSUM its checksum (same for DARK, FLAT)
