@@ -19,7 +19,7 @@ from ginga_ccdcal.calibrate import calibrate_frame
 from ginga_ccdcal.masters import build_masters, load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.reduce import calibrate_lights
-from ginga_ccdcal.sample import SyntheticCamera, make_header, write_frame, write_night
+from ginga_ccdcal.sample import SyntheticCamera, write_night
 from ginga_ccdcal.scan import frame_from_file, scan_folder
 from ginga_ccdcal.watch import FolderWatcher
 
@@ -83,7 +83,7 @@ def test_preallocated_file_is_calibrated_only_once_filled(site):
         assert early == [], [r.summary() for r in early]
     calibrated = [r for r in results if r.status == "calibrated"]
     assert calibrated, [r.summary() for r in results]
-    np.testing.assert_array_equal(fits.getdata(path.parent.parent / "out" / "prealloc.fits"),
+    np.testing.assert_array_equal(fits.getdata(site.out / "prealloc.fits"),
                                   expected(str(path), site.masters_dir).data)
 
 
