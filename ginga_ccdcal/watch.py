@@ -106,6 +106,7 @@ _UNFINISHED = ("truncated", "empty file")
 # closed after writing, or renamed into place.
 _DONE_EVENTS = ("closed", "moved")
 _CHANGE_EVENTS = ("created", "modified")
+_OPEN_EVENTS = ("opened", "closed_no_write")
 
 
 @dataclass
@@ -232,18 +233,44 @@ class WatchResult:
 
 @dataclass
 class _Pending:
-    """A file seen but not yet complete.
-
-    ``changed_at`` is when its size or modification time last changed
-    (`time.monotonic`); ``writing`` that a writer was seen at work on it
-    (created/modified events) and ``closed`` that it has closed the file
-    (or renamed it into place) since.
-    """
+    """A file seen but not yet complete: ``sig`` and when it last changed
+    (``changed_at``, `time.monotonic`)."""
 
     sig: tuple
     changed_at: float
+
+
+@dataclass
+class _Events:
+    """What the observer said about one file, in order.
+
+    ``opens``: opened and not yet closed, by anyone (readers too: the
+    system does not say who); ``writing``: changed while open, so a writer
+    holds it (Linux reports opens and closes; an open from before the
+    folder was watched is not seen, and such a file is judged by time);
+    ``changed``: created or modified since the last close after writing;
+    ``closed``: closed after writing (or renamed into place) since.
+    """
+
+    opens: int = 0
     writing: bool = False
+    changed: bool = False
     closed: bool = False
+
+    def note(self, kind):
+        if kind == "opened":
+            self.opens += 1
+        elif kind == "closed_no_write":
+            # A reader (a writer's close says "closed"): nobody left open
+            # means the writer, if any, was never seen opening it.
+            self.opens = max(0, self.opens - 1)
+            self.writing = self.writing and self.opens > 0
+        elif kind in _CHANGE_EVENTS:
+            self.changed, self.closed = True, False
+            self.writing = self.writing or self.opens > 0
+        elif kind in _DONE_EVENTS:
+            self.opens = max(0, self.opens - 1) if kind == "closed" else 0
+            self.closed, self.writing, self.changed = True, False, False
 
 
 @dataclass
@@ -275,7 +302,7 @@ class _Handler(FileSystemEventHandler):
         if kind == "moved":
             self._watcher._touch(src, "deleted")
             self._watcher._touch(os.fsdecode(event.dest_path), "moved")
-        elif kind in _DONE_EVENTS + _CHANGE_EVENTS + ("deleted",):
+        elif kind in _DONE_EVENTS + _CHANGE_EVENTS + _OPEN_EVENTS + ("deleted",):
             self._watcher._touch(src, kind)
 
 
@@ -407,6 +434,7 @@ class FolderWatcher:
         self._lock = threading.RLock()
         self._dirty = {}          # path -> last event type, from any thread
         self._pending = {}        # path -> _Pending (checker thread only)
+        self._events = {}         # path -> _Events, what the observer said
         self._done = {}           # path -> signature handled (checker thread only)
         self._queue = queue.Queue()
         self._inflight = 0        # jobs queued or being worked on
@@ -580,12 +608,21 @@ class FolderWatcher:
         """Note an event for ``path`` (any thread).
 
         Events between two checks are merged: the latest wins, except that
-        a rescan never hides a real event.
+        a rescan never hides a real event; every event is noted in order in
+        the file's `_Events`.  Opening and closing without writing change
+        nothing to look at.
         """
         path = os.path.abspath(path)
         if not self._candidate(path):
             return
         with self._lock:
+            if kind != "scan":
+                events = self._events.setdefault(path, _Events())
+                events.note(kind)
+                if events == _Events():
+                    del self._events[path]   # e.g. opened and closed by a reader
+            if kind in _OPEN_EVENTS:
+                return
             if not (kind == "scan" and path in self._dirty):
                 self._dirty[path] = kind
         self._wake.set()
@@ -627,30 +664,30 @@ class FolderWatcher:
                 if sig is None:
                     # Deleted or renamed away before it was complete.
                     self._pending.pop(path, None)
+                    self._events.pop(path, None)
                     continue
                 if self._done.get(path) == sig:
                     continue
                 entry = self._pending.get(path)
                 if entry is None or entry.sig != sig:
                     fresh = entry is None
-                    entry = self._pending[path] = _Pending(
-                        sig, now, writing=not fresh and entry.writing)
-                    if fresh and kind == "scan":
+                    entry = self._pending[path] = _Pending(sig, now)
+                    if fresh and kind == "scan" and path not in self._events:
                         # Found, not seen written: unchanged since its mtime.
                         entry.changed_at -= max(0.0, time.time() - sig[1] / 1e9)
-                if kind in _DONE_EVENTS:
-                    entry.closed = True
-                elif kind in _CHANGE_EVENTS:
-                    entry.writing, entry.closed = True, False
 
-    def _ready(self, entry, now):
+    def _file_events(self, path):
+        with self._lock:
+            return self._events.get(path) or _Events()
+
+    def _ready(self, entry, events, now):
         """Whether a pending file has stopped changing (see the module help)."""
         quiet = now - entry.changed_at
-        if entry.closed:
+        if events.closed:
             # Closed (or renamed into place) and unchanged since: done.  No
             # extra wait, so a closed frame is calibrated at once.
             return True
-        if self._close_events and entry.writing:
+        if self._close_events and events.writing:
             # Its writer still has it open: a close will come.
             return quiet >= max(self.settle, OPEN_WRITER_TIMEOUT)
         return quiet >= self.settle
@@ -666,10 +703,12 @@ class FolderWatcher:
             if sig is None:
                 self._forget(path)
                 continue
+            events = self._file_events(path)
             if sig != entry.sig:
-                entry.sig, entry.changed_at, entry.closed = sig, now, False
+                # Changed after any close we heard of: that close is old news.
+                entry.sig, entry.changed_at, events.closed = sig, now, False
                 continue
-            if not self._ready(entry, now):
+            if not self._ready(entry, events, now):
                 continue
             quiet = now - entry.changed_at
             try:
@@ -677,9 +716,11 @@ class FolderWatcher:
             except (FrameError, OSError) as exc:
                 problem = exc.problem if isinstance(exc, FrameError) else \
                     f"cannot read ({exc.strerror or exc})"
-                # A file cut short whose writer may still be at work gets
-                # longer; anything else is reported after `settle`.
-                unfinished = problem.startswith(_UNFINISHED) and not entry.closed
+                # A file cut short that was seen being written, with no word
+                # that its writer is done, gets longer; anything else
+                # (closed, or found already there) is reported after `settle`.
+                unfinished = (problem.startswith(_UNFINISHED) and events.changed
+                              and not events.closed)
                 if quiet >= (max(self.settle, OPEN_WRITER_TIMEOUT) if unfinished
                              else self.settle):
                     self._enqueue(path, sig, _Job(
@@ -693,10 +734,12 @@ class FolderWatcher:
     def _forget(self, path):
         with self._lock:
             self._pending.pop(path, None)
+            self._events.pop(path, None)
 
     def _enqueue(self, path, sig, job):
         with self._lock:
             self._pending.pop(path, None)
+            self._events.pop(path, None)
             self._done[path] = sig
             self._inflight += 1
         self._queue.put(job)

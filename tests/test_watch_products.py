@@ -72,6 +72,10 @@ def test_preallocated_file_is_calibrated_only_once_filled(site):
             stream.write(data[:header_end])
             stream.truncate(len(data))          # full size, data all zeros
             stream.flush()
+            # A viewer reads it meanwhile (its opens and closes say nothing
+            # about the writer).
+            for _ in range(3):
+                assert fits.getheader(path)["NAXIS"] == 2
             # Ten settle times unchanged, still open: not complete.
             early = col.settle(10 * 0.3)
             stream.seek(header_end)
