@@ -18,12 +18,15 @@ When is a file complete?
     changing, never from its size alone (copy tools and some camera
     programs create the file at full size and fill it afterwards):
 
-    * on Linux with the native observer, a file seen being written is
-      complete once its writer closed it (or renamed it into place) and
-      its size and modification time have not changed since (a writer
-      that keeps it open is waited for up to `OPEN_WRITER_TIMEOUT`);
-    * otherwise (polling, other systems, files found by a scan) once its
-      size and modification time have not changed for ``settle`` seconds.
+    * on Linux with the native observer, a file its writer was seen
+      opening is complete once the writer closed it (or renamed it into
+      place) and its size and modification time have not changed since;
+      a writer that keeps it open is waited for up to
+      `OPEN_WRITER_TIMEOUT`, however long the file sits unchanged;
+    * a file reported closed after writing is complete at once;
+    * otherwise (polling, other systems, files found by a scan, writers
+      that opened the file before it was watched) once its size and
+      modification time have not changed for ``settle`` seconds.
 
     A complete file is read once its header parses and the data it
     announces are all there (`ginga_ccdcal.fitsfile.read_header`).  One
