@@ -284,12 +284,6 @@ class MasterCheck:
     def __bool__(self):
         return bool(self.outdated or self.unaccounted)
 
-    def lines(self, masters):
-        """One line per outdated master, for people."""
-        names = {m.path: m.name for m in masters}
-        return [f"{names.get(p, os.path.basename(p))}: {why}"
-                for p, why in self.outdated.items()]
-
 
 def check_masters(masters, frames, *, raw_root, seen=()):
     """Which masters no longer match the raw frames present.
@@ -338,7 +332,8 @@ def check_masters(masters, frames, *, raw_root, seen=()):
 
 def _input_changes(master, inputs, present, root, seen):
     """Inputs gone from, or changed in, the raw folder since ``master`` was made."""
-    gone = [p for p in inputs if p.startswith(root) and p not in present]
+    gone = [p for p in inputs if p.startswith(root)
+            and (p not in present or present[p].frametype != master.kind)]
     changed = [p for p in inputs if p in present and present[p].mtime > master.mtime
                and (p, present[p].mtime) not in seen]
     reasons = []
