@@ -245,7 +245,9 @@ def cmd_watch(args):
     except KeyboardInterrupt:
         # Ctrl-C is how a night of watching ends: stop cleanly, not an error.
         watcher.stop()
-    counts = ", ".join(f"{n} {k}" for k, n in watcher.counts.items() if n)
+    counts = ", ".join(f"{n} {k}" + (f" ({watcher.redone} redone)"
+                                     if k == "calibrated" and watcher.redone else "")
+                       for k, n in watcher.counts.items() if n)
     print(f"stopped: {counts or 'nothing new'}", flush=True)
     return EXIT_OK
 

@@ -374,6 +374,9 @@ class FolderWatcher:
         to polling if the system refuses it).
     counts : dict
         Number of results of each status in `STATUSES` so far.
+    redone : int
+        How many of the ``'calibrated'`` lights replaced an earlier output
+        that was no longer right (each result's ``redone`` says why).
     masters : list of `~ginga_ccdcal.masters.MasterFrame`
         What the next light is matched against.
     running : bool
@@ -418,6 +421,7 @@ class FolderWatcher:
         self.calibration = calibration
         self.aliases = aliases
         self.counts = dict.fromkeys(STATUSES, 0)
+        self.redone = 0
         if rebuild_masters and self.masters_dir is None:
             raise CcdcalError("live masters need a masters folder (masters_dir)")
         self.rebuild_masters = bool(rebuild_masters)
@@ -778,6 +782,7 @@ class FolderWatcher:
                 log.exception("watch: %s failed", job.path)
                 result = self._result(job, "problem", problem=f"unexpected error: {exc!r}")
             self.counts[result.status] += 1
+            self.redone += bool(result.redone)
             try:
                 if self.on_result is not None:
                     self.on_result(result)

@@ -123,11 +123,12 @@ def test_overwritten_raw_is_recalibrated_on_restart(site):
         col.wait_for(2)
     overwrite_raw(path, site.frame_bytes())        # while nobody watches
     col2 = Collector()
-    with site.watcher(col2, settle=0.3):
+    with site.watcher(col2, settle=0.3) as watcher:
         col2.wait_for(2)
         results = col2.settle()
     status = {r.name: r.status for r in results}
     assert status == {"M2.fits": "calibrated", "M3.fits": "exists"}, status
+    assert watcher.redone == 1
     np.testing.assert_array_equal(fits.getdata(site.out / "M2.fits"),
                                   expected(path, site.masters_dir).data)
     assert os.path.exists(kept)
