@@ -546,6 +546,10 @@ def _gain(report, flats, bias_raw, regions, stages, cancel):
     if signal.max() >= PTC_MIN_SPAN * signal.min() and len(flat_points) >= 2:
         x = np.concatenate([[0.0], signal]) if read_var is not None else signal
         y = np.concatenate([[read_var], variance]) if read_var is not None else variance
+        if not np.all(y > 0):
+            report.notes.append("a frame pair has no variance (frames without "
+                                "noise?); no photon-transfer gain")
+            return
         # The variance of a variance estimate grows with the variance:
         # weight each point by 1 / its variance.
         coef, cov = np.polyfit(x, y, 1, w=1.0 / y, cov="unscaled") if len(x) > 2 \
@@ -874,17 +878,25 @@ def _flats(report, flats, bias_corr, rate_map, regions, masters, max_frames,
 
 
 def _combine_flats(frames, bias_corr, rate_map, regions, cancel):
-    exptimes = [f.exptime for f in frames if f.exptime is not None]
-    subtract = bias_corr
-    if rate_map is not None and exptimes:
-        subtract = bias_corr + rate_map * np.float32(np.median(exptimes))
+    """Median of the flats, each less the bias and the dark of its own
+    exposure (the dark rate map times it), scaled by 1 / its median."""
+    by_exptime = {}
+
+    def subtrahend(frame):
+        if rate_map is None or not frame.exptime:
+            return bias_corr
+        if frame.exptime not in by_exptime:
+            by_exptime[frame.exptime] = bias_corr + rate_map * np.float32(frame.exptime)
+        return by_exptime[frame.exptime]
+
+    subtract = [subtrahend(f) for f in frames]
     if regions is None:
         return _stack(frames, None, "median", corrected=True, subtract=subtract,
                       scale="inverse_median", cancel=cancel)
     arrays = []
-    for frame in frames:
+    for frame, sub in zip(frames, subtract):
         check(cancel)
-        arrays.append(_corrected(frame, regions) - subtract)
+        arrays.append(_corrected(frame, regions) - sub)
     return combine(arrays, method="median", scale="inverse_median", cancel=cancel).data
 
 

@@ -335,6 +335,9 @@ def _pixels_say(stats, exptime):
         return "unknown", False, described
     if stats.point_sources:
         return "light", True, described
+    if exptime == 0 and stats.level < FLAT_MIN_LEVEL:
+        # No light, no time for dark current: whatever pattern it has.
+        return "bias", True, described + ", 0 s"
     if stats.roughness > _SMOOTH * stats.noise:
         return "unknown", False, described
     if stats.level >= FLAT_GUESS_LEVEL or (stats.level >= FLAT_MIN_LEVEL
@@ -531,9 +534,9 @@ def decide_type(header, path, *, aliases=None, override=None, pixels=None,
 
 
 def _user_decision(kind, header_type, why):
-    note = why
-    if header_type not in ("unknown", kind):
-        note = f"header says {header_type}; {why}: {kind}"
+    if header_type == kind:
+        return TypeDecision(kind, "user", "certain")  # nothing to explain
+    note = why if header_type == "unknown" else f"header says {header_type}; {why}: {kind}"
     return TypeDecision(kind, "user", "certain", note)
 
 
@@ -589,27 +592,35 @@ def _from_evidence(named, pixels, exptime):
 _NO_FILTER = {"", "none", "(none)", "n/a", "na", "null", "-", "--"}
 
 
-def filter_match(a, b):
-    """How two filter names match: ``'exact'``, ``'case-only'`` or None.
+def _filter_letters(name):
+    """``name`` without spaces; None for a missing filter ('', 'None', 'N/A'...)."""
+    if name is None or str(name).strip().lower() in _NO_FILTER:
+        return None
+    return "".join(str(name).split())
 
-    ``'exact'``: the same name (outer spaces aside; two missing filters
-    are the same).  ``'case-only'``: equal once case and spaces are ignored
-    (``'R'`` and ``'r'``, ``'Halpha'`` and ``'H alpha'``) - for one-letter
-    bands that is a different filter (Johnson R, SDSS r), so a match on it
-    must at least carry a warning.  None: different filters.
+
+def filter_match(wanted, have):
+    """How filter name ``have`` matches ``wanted``: ``'exact'``, ``'case'`` or None.
+
+    Spaces never count (``' R '`` is ``'R'``, ``'H alpha'`` is
+    ``'Halpha'``); case does: ``'R'`` (Johnson) and ``'r'`` (SDSS) are
+    different filters, so a case-only match is ``'case'``, for the caller
+    to use only when there is no exact one, and with a warning.  Two
+    missing filters (None, blank, 'None', 'N/A'...) match exactly; a
+    missing and a named one not at all.
 
     Examples
     --------
     >>> filter_match('R', 'R '), filter_match('R', 'r'), filter_match('R', 'V')
-    ('exact', 'case-only', None)
+    ('exact', 'case', None)
     """
+    a, b = _filter_letters(wanted), _filter_letters(have)
     if a is None or b is None:
         return "exact" if a is None and b is None else None
-    a, b = str(a).strip(), str(b).strip()
     if a == b:
         return "exact"
-    if "".join(a.split()).lower() == "".join(b.split()).lower():
-        return "case-only"
+    if a.lower() == b.lower():
+        return "case"
     return None
 
 

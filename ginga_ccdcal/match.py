@@ -38,7 +38,9 @@ cut-out of a full-frame master of the same binning.
 
 from dataclasses import dataclass, field
 
+from .classify import filter_match  # the one filter rule, re-exported here
 from .group import DEFAULT_TOLERANCES
+from .provenance import steps_done
 
 __all__ = ["Choice", "MatchResult", "choose_bias", "choose_dark",
            "choose_flat", "compatible", "filter_match", "match_light",
@@ -61,6 +63,9 @@ class Choice:
     #: numpy slices of the master that cover the frame (subframes); None
     #: when the whole master is used.
     cutout: tuple = None
+    #: True when the step was already done before (by the camera software:
+    #: `ginga_ccdcal.provenance.steps_done`); ``reason`` says by whom.
+    done: bool = False
 
     def __bool__(self):
         return self.master is not None
@@ -86,8 +91,8 @@ class MatchResult:
 
     @property
     def missing(self):
-        missing = [c.role for c in (self.dark, self.flat) if not c]
-        if not self.bias and not self.bias_in_dark:
+        missing = [c.role for c in (self.dark, self.flat) if not c and not c.done]
+        if not self.bias and not self.bias.done and not self.bias_in_dark:
             missing.insert(0, "bias")
         return missing
 
@@ -101,6 +106,9 @@ class MatchResult:
         for choice in (self.bias, self.dark, self.flat):
             if choice.role == "bias" and not choice and self.bias_in_dark:
                 lines.append("bias: included in the dark (dark not bias-subtracted)")
+                continue
+            if choice.done:
+                lines.append(f"{choice.role}: not applied - {choice.reason}")
                 continue
             name = f"{choice.master.name} ({choice.master.version})" if choice else "NONE"
             lines.append(f"{choice.role}: {name} - {choice.reason}")
@@ -152,31 +160,6 @@ def setup_key(item):
     """
     shape = getattr(item, "raw_shape", None) or item.shape
     return tuple(int(n) for n in shape), tuple(int(b) for b in item.binning)
-
-
-def filter_match(a, b):
-    """How two filter names match: ``'exact'``, ``'case-only'`` or None.
-
-    ``'exact'``: the same name (outer spaces aside; two missing filters are
-    the same).  ``'case-only'``: equal once case and spaces are ignored --
-    ``R`` (Johnson) and ``r`` (SDSS) are different filters, so a match on
-    it is made only with a warning.  None: different filters.
-
-    Examples
-    --------
-    >>> filter_match('R', 'R '), filter_match('R', 'r'), filter_match('R', 'V')
-    ('exact', 'case-only', None)
-    """
-    # The same rule as the types engineer's classify.filter_match (not on
-    # main yet): once it is, this body becomes an import of it.
-    if a is None or b is None:
-        return "exact" if a is None and b is None else None
-    a, b = str(a).strip(), str(b).strip()
-    if a == b:
-        return "exact"
-    if "".join(a.split()).lower() == "".join(b.split()).lower():
-        return "case-only"
-    return None
 
 
 def _temp_gap(frame, master):
@@ -382,10 +365,18 @@ def match_light(frame, masters, *, tolerance=EXPTIME_TOLERANCE,
     dark: master_dark_120s.fits - scaled 120 s -> 300 s (x2.5), nearest exposure
     flat: master_flat_R.fits - filter R
     """
+    done = steps_done(getattr(frame, "header", None))
+    if "bias" in done:
+        # The bias is gone already: a dark that still contains it would
+        # take it off a second time.
+        masters = [m for m in masters if m.kind != "dark" or m.bias_subtracted]
     bias = choose_bias(frame, masters)
-    dark = choose_dark(frame, masters, bias_available=bool(bias),
+    dark = choose_dark(frame, masters, bias_available=bool(bias) or "bias" in done,
                        tolerance=tolerance, temp_tolerance=temp_tolerance)
     if dark and not dark.master.bias_subtracted:
         bias = Choice("bias", None, "included in the dark")
     flat = choose_flat(frame, masters)
+    # Steps done before (camera software, IRAF, ccdproc) are never redone.
+    bias, dark, flat = (Choice(c.role, None, done[c.role], done=True) if c.role in done
+                        else c for c in (bias, dark, flat))
     return MatchResult(frame, *(_with_cutout(c, frame) for c in (bias, dark, flat)))

@@ -129,16 +129,19 @@ class ScanResult:
             counts[f.frametype] = counts.get(f.frametype, 0) + 1
         return counts
 
-    def type_notes(self):
+    def type_notes(self, guessed=True):
         """One line per frame whose type is not plainly its header's, or unknown.
 
         ``'night/flat-001.fits: flat - header says light; file name and
         pixels say flat (...)'``, in path order: what every front end shows
         so the user can check (and settle it with ``--type`` or Set type).
+        ``guessed=False`` leaves out the frames `Frame.guessed` marks, for
+        a caller that lists those already.
         """
         return [f"{f.path}: {f.frametype} - {f.type_note or 'no frame type'}"
                 for f in sorted(self.frames, key=lambda f: f.path)
-                if f.type_note or f.frametype == "unknown"]
+                if (f.type_note or f.frametype == "unknown")
+                and (guessed or not f.guessed)]
 
     def table(self, keys=("frametype", "type_source", "exptime", "filter",
                           "ccd_temp")):

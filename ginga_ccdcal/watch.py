@@ -79,8 +79,8 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .calibrate import calibrate_and_write, output_path
-from .errors import CcdcalError, FrameError
+from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
+from .errors import CcdcalError, FrameError, NotCalibrated
 from .fitsfile import is_fits_name
 from .masters import MASTER_KINDS, build_masters, load_masters
 from .match import match_light
@@ -866,12 +866,11 @@ class FolderWatcher:
             return self._result(job, "exists", t_start, frame=frame, output=target,
                                 match=match, lines=lines)
         strict = self.calibration is not None and self.calibration.strict
-        if not _applies_any(match) and not strict:
+        reason = None if strict else not_calibrated_reason(match)
+        if reason:
             # Nothing to apply: never a raw copy under the calibrated name.
-            reasons = "; ".join(getattr(match, role).reason for role in match.missing)
             return self._result(job, "uncalibrated", t_start, frame=frame, match=match,
-                                lines=lines, warnings=warnings,
-                                problem=f"no master bias, dark or flat fits it ({reasons})")
+                                lines=lines, warnings=warnings, problem=reason)
         warnings.extend(match.warnings)
         notes = []
         try:
@@ -881,6 +880,10 @@ class FolderWatcher:
         except OutputExists:
             return self._result(job, "exists", t_start, frame=frame, output=target,
                                 match=match, lines=lines)
+        except NotCalibrated as exc:
+            return self._result(job, "uncalibrated", t_start, frame=frame, match=match,
+                                lines=lines, warnings=warnings,
+                                problem=str(exc).replace(f"{job.path}: ", "", 1))
         except CcdcalError as exc:
             return self._problem(job, exc, t_start, frame=frame, match=match,
                                  lines=lines, warnings=warnings)
@@ -947,7 +950,7 @@ class FolderWatcher:
                         "calibrated (nor written) until masters appear there")
             return
         lights = [f for f in frames if f.frametype == "light"]
-        bare = [f for f in lights if not _applies_any(match_light(f, masters))]
+        bare = [f for f in lights if not_calibrated_reason(match_light(f, masters))]
         if bare:
             self._event(f"{len(bare)} of the {len(lights)} lights here have no master "
                         "bias, dark or flat that fits: they will NOT be calibrated")
@@ -1009,11 +1012,6 @@ class FolderWatcher:
                 self.on_event(text)
             except Exception:
                 log.exception("watch: on_event callback failed")
-
-
-def _applies_any(match):
-    """Whether a match gives a light at least one master to apply."""
-    return bool(match.bias or match.dark or match.flat)
 
 
 def _signature(path):

@@ -381,3 +381,32 @@ def test_two_darks_give_an_unbiased_level(tmp_path):
     for dark in report.darks:
         assert dark.n_frames == 2
         assert abs(dark.level_adu - rate * dark.exptime) < 0.5, dark
+
+
+def test_flats_of_two_exposures_each_get_their_own_dark(tmp_path):
+    # A strong dark current: 1 s flats at 3000 ADU and 20 s flats at 20000
+    # ADU less one 10.5 s dark would be 9.5 s of dark off each way (13 % of
+    # the faint flats), and the vignetting with them.
+    cam = SyntheticCamera((80, 80), seed=33, dark_current=60.0, hot_pixel_fraction=0)
+    write_night(tmp_path / "raw", cam,
+                [("bias", 0.0, None, 6), ("dark", 1.0, None, 3), ("dark", 20.0, None, 3),
+                 dict(frametype="flat", exptime=1.0, filter="R", count=2, level=3000),
+                 dict(frametype="flat", exptime=20.0, filter="R", count=2, level=20000)],
+                seed=4)
+    report = characterise(scan_folder(tmp_path / "raw"))
+    truth = measure_vignetting(cam.flats["R"])[0]
+    assert report.vignetting["R"] == pytest.approx(truth, abs=0.003)
+
+
+def test_noiseless_flats_do_not_stop_the_gain_fit(tmp_path):
+    # Flat pairs with zero variance (made in code without noise) cannot
+    # weight a photon-transfer fit by 1/variance: a note, not a traceback.
+    cam = SyntheticCamera((40, 40), seed=34)
+    write_night(tmp_path / "raw", cam,
+                [("bias", 0.0, None, 2),
+                 dict(frametype="flat", exptime=1.0, filter="R", count=2, level=3000),
+                 dict(frametype="flat", exptime=2.0, filter="R", count=2, level=20000)],
+                noise=False)
+    report = characterise(scan_folder(tmp_path / "raw"))
+    assert report.gain is None or report.gain_method == "header EGAIN"
+    assert any("variance" in note for note in report.notes)

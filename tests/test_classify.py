@@ -85,7 +85,8 @@ def test_guess_on_synthetic_nights(tmp_path, seed):
 
 @pytest.mark.parametrize("a, b, expected", [
     ("R", "R", "exact"), ("R", " R ", "exact"), (None, None, "exact"),
-    ("R", "r", "case-only"), ("Halpha", "H alpha", "case-only"), ("OIII", "oiii", "case-only"),
+    ("Halpha", "H alpha", "exact"), (None, "", "exact"), ("None", None, "exact"),
+    ("R", "r", "case"), ("Halpha", "h alpha", "case"), ("OIII", "oiii", "case"),
     ("R", "V", None), ("R", None, None), (None, "r", None), ("Ha", "Hb", None),
 ])
 def test_filter_match_tells_exact_from_case_only(a, b, expected):
@@ -165,3 +166,18 @@ def test_vocabulary_round_trip_keeps_file_types(tmp_path):
     merged = classify.add_file_types({"dark-*": "dark"}, path)
     assert merged["files"] == {"flat-*": "flat", "dark-*": "dark"}
     assert classify.load_aliases(path)["files"] == merged["files"]
+
+
+def test_pixel_guess_leaves_what_it_cannot_tell_unknown():
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:80, :120]
+    arc = 1000 + rng.normal(0, 8, (80, 120))
+    for centre, height in ((20, 5000.0), (47, 30000.0), (90, 2000.0)):
+        arc += height * np.exp(-0.5 * ((xx - centre) / 1.1) ** 2)
+    assert classify.guess_type_from_data(arc, 5.0) == "unknown"
+    assert classify.guess_type_from_data(arc, None) == "unknown"
+    # A zero-second frame is a bias whatever fixed pattern it has.
+    patterned = 1000 + 30 * np.sin(xx / 3.0) + rng.normal(0, 8, (80, 120))
+    assert classify.guess_type_from_data(patterned, 0.0) == "bias"
+    stats = classify.measure_pixels(arc)
+    assert stats.structures == 3 and stats.point_sources == 0

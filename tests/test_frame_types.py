@@ -147,15 +147,19 @@ def test_one_function_decides_user_then_header_then_evidence():
     decided = classify.decide_type(header, "/night/flat-001.fits", pixels=pixels)
     assert (decided.frametype, decided.source) == ("flat", "evidence")
     # The user's glob wins over header and evidence, and says where it came from.
-    aliases = {"files": {"flat-*": "light"}}
+    aliases = {"files": {"flat-*": "dark"}}
     decided = classify.decide_type(header, "/night/flat-001.fits", aliases=aliases,
                                    pixels=pixels)
-    assert (decided.frametype, decided.source) == ("light", "user")
-    assert "flat-*" in decided.note
+    assert (decided.frametype, decided.source) == ("dark", "user")
+    assert decided.note == "header says light; set by you for files 'flat-*': dark"
+    # A glob agreeing with the header needs no note.
+    decided = classify.decide_type(header, "/night/flat-001.fits", pixels=pixels,
+                                   aliases={"files": {"FLAT-*": "light"}})
+    assert (decided.frametype, decided.source, decided.note) == ("light", "user", "")
     # A per-file choice (the browser's Set type) wins over the glob.
     decided = classify.decide_type(header, "/night/flat-001.fits", aliases=aliases,
-                                   override="dark", pixels=pixels)
-    assert (decided.frametype, decided.source) == ("dark", "user")
+                                   override="bias", pixels=pixels)
+    assert (decided.frametype, decided.source) == ("bias", "user")
     # The user's own spelling of the header value counts as the header.
     odd = fits.Header({"IMAGETYP": "calib-z"})
     decided = classify.decide_type(odd, "/night/x.fits", aliases={"type": {"calib-z": "bias"}},
@@ -252,3 +256,17 @@ def test_type_option_starts_a_new_vocabulary_file_or_says_why_not(tmp_path, caps
     assert main(["-q", "--aliases", str(target), "scan", str(raw), "--type", "dark=d-*"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert str(target) in line and "cannot save" in line
+
+
+def test_masters_and_reduce_say_which_types_were_corrected(ccdsoft, tmp_path, capsys,
+                                                            monkeypatch):
+    night, _ = ccdsoft
+    monkeypatch.setenv("GINGA_HOME", str(tmp_path / "home"))
+    main(["-q", "masters", night.directory, "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert "flat-R-5s-002.fits: flat - header says light; file name and pixels say flat" in err
+    assert "arc-neon-001.fits: unknown" in err
+    main(["-q", "reduce", night.directory, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert "flat-R-2s-001.fits: flat - header says light; file name and pixels say flat" in err
+    assert "flat-field-target.fits: light - file name says flat" in err

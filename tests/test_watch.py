@@ -353,7 +353,7 @@ def test_strict_without_masters_is_a_problem_and_writes_nothing(site, tmp_path):
         site.write("x.fits")
         col.wait_for(1)
     [result] = col.results
-    assert result.status == "problem" and "missing" in result.problem
+    assert result.status == "problem" and "not calibrated" in result.problem
     assert not os.path.exists(site.out / "x.fits")
 
 
