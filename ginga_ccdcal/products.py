@@ -227,20 +227,53 @@ def _history_items(header):
     return items
 
 
-def master_inputs(master, raw_root=None):
+def master_inputs(master, present=()):
     """The raw files ``master`` was combined from, as absolute paths.
 
     Read from the ``input`` lines `ginga_ccdcal.provenance.record_sources`
-    writes to HISTORY; a relative path is taken relative to ``raw_root``.
+    writes to HISTORY.  Those name the files relative to the folder the
+    inputs had in common (never as absolute paths), so relative names are
+    placed by finding that folder among the files ``present``: the folder
+    below which most of the names exist.  Names that cannot be placed (a
+    master made from another folder) are left out.
+
+    Parameters
+    ----------
+    master : `~ginga_ccdcal.masters.MasterFrame`
+    present : iterable of str
+        Paths of the raw files there are now.
+
+    Returns
+    -------
+    list of str
     """
-    paths = []
+    names = []
     for item in _history_items(master.header or {}):
         if item.startswith("ccdcal: input "):
-            path = item[len("ccdcal: input "):].strip()
-            if not os.path.isabs(path) and raw_root:
-                path = os.path.join(raw_root, path)
-            paths.append(os.path.abspath(path))
+            names.append(item[len("ccdcal: input "):].strip())
+    paths = [os.path.abspath(n) for n in names if os.path.isabs(n)]
+    relative = [n.replace("/", os.sep) for n in names if not os.path.isabs(n)]
+    root = _inputs_root(relative, present)
+    if root is not None:
+        paths += [os.path.join(root, n) for n in relative]
     return paths
+
+
+def _inputs_root(names, present):
+    """The folder below which most of the relative ``names`` are ``present``."""
+    by_name = {}
+    for path in present:
+        path = os.path.abspath(path)
+        by_name.setdefault(os.path.basename(path), []).append(path)
+    votes = {}
+    for name in names:
+        for path in by_name.get(os.path.basename(name), ()):
+            if path == name or path.endswith(os.sep + name):
+                root = path[: len(path) - len(name) - 1]
+                votes[root] = votes.get(root, 0) + 1
+    if not votes:
+        return None
+    return max(sorted(votes), key=votes.get)
 
 
 def _belongs(frame, master):
@@ -252,8 +285,11 @@ def _belongs(frame, master):
         frame, master, subframe=False, tolerance=DEFAULT_TOLERANCES["exptime"])
 
 
-def masters_lacking(frame, masters, raw_root=None):
-    """The masters ``frame`` belongs to but was not combined into.
+def masters_lacking(frame, masters, present=()):
+    """The masters ``frame`` belongs to but was not combined into as it is
+    now (not among its inputs, or changed since the master was made).
+
+    ``present`` are the raw files there are now (see `master_inputs`).
 
     Examples
     --------
@@ -261,8 +297,9 @@ def masters_lacking(frame, masters, raw_root=None):
     ['master_dark_300s.fits']
     """
     path = os.path.abspath(frame.path)
-    return [m for m in masters
-            if _belongs(frame, m) and path not in master_inputs(m, raw_root)]
+    present = {path, *map(os.path.abspath, present)}
+    return [m for m in masters if _belongs(frame, m)
+            and (path not in master_inputs(m, present) or frame.mtime > m.mtime)]
 
 
 @dataclass
@@ -307,7 +344,7 @@ def check_masters(masters, frames, *, raw_root, seen=()):
     """
     root = os.path.abspath(raw_root) + os.sep
     present = {os.path.abspath(f.path): f for f in frames}
-    inputs = {m.path: set(master_inputs(m, raw_root)) for m in masters}
+    inputs = {m.path: set(master_inputs(m, present)) for m in masters}
     recorded = {}
     for m in masters:
         recorded.setdefault(m.kind, set()).update(inputs[m.path])

@@ -61,13 +61,14 @@ class CalibrationReport:
     def summary(self):
         """One line: how many written, kept, not calibrated, skipped."""
         parts = [f"{len(self.written)} calibrated"]
+        if self.existing:
+            parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
         if self.redone:
             # Each light's own reason is in `redone`; here the kinds of them.
             reasons = sorted({why for _, why in self.redone})
-            parts[0] += (f" ({len(self.redone)} redone: " + "; ".join(reasons[:2])
-                         + ("; ..." if len(reasons) > 2 else "") + ")")
-        if self.existing:
-            parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
+            parts.append(f"{len(self.redone)} of the calibrated redone, as no longer "
+                         "right: " + "; ".join(reasons[:2])
+                         + ("; ..." if len(reasons) > 2 else ""))
         if self.not_calibrated:
             parts.append(f"{len(self.not_calibrated)} not calibrated")
         if self.problems:

@@ -832,7 +832,8 @@ class FolderWatcher:
 
     def _calibration_frame(self, job, frame, t_start, warnings):
         """A bias, dark or flat arrived: say which masters lack it (and rebuild)."""
-        stale = masters_lacking(frame, self._reload_masters(), raw_root=self.raw_dir)
+        known = [f.path for f in self._scan.frames] if self._scan is not None else []
+        stale = masters_lacking(frame, self._reload_masters(), known)
         lines = [f"{m.name} was made without this {frame.frametype} frame"
                  for m in stale]
         if self.rebuild_masters:

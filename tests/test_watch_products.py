@@ -353,7 +353,15 @@ def test_master_inputs_survive_long_wrapped_paths(tmp_path):
     paths = write_night(raw, SyntheticCamera((16, 16), seed=1), [("bias", 0.0, None, 3)])
     build_masters(scan_folder(raw).frames, str(tmp_path / "m"))
     [master] = load_masters(str(tmp_path / "m"))
-    assert sorted(master_inputs(master)) == sorted(os.path.abspath(p) for p in paths)
+    # Named relative to their folder in the header; placed among the files
+    # present (a copy elsewhere with the same names does not fool it).
+    decoy = tmp_path / "elsewhere"
+    decoy.mkdir()
+    shutil.copy(paths[0], decoy)
+    present = [str(decoy / os.path.basename(paths[0]))] + list(paths)
+    assert sorted(master_inputs(master, present)) == sorted(os.path.abspath(p)
+                                                           for p in paths)
+    assert master_inputs(master, []) == []
     # Up to date: nothing to rebuild.  One input gone: outdated, and why.
     assert not check_masters([master], scan_folder(raw).frames, raw_root=str(raw))
     os.remove(paths[0])
