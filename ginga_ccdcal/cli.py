@@ -330,7 +330,9 @@ def cmd_watch(args):
               "far as the masters allow", file=sys.stderr)
 
     def show(result):
-        stream = sys.stderr if result.status == "problem" else sys.stdout
+        # Problems and lights left uncalibrated go where the other
+        # commands put theirs.
+        stream = sys.stderr if result.status in ("problem", "uncalibrated") else sys.stdout
         print(result.summary(), file=stream, flush=True)
 
     watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
