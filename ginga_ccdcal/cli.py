@@ -563,13 +563,20 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "readnoise", None) is not None and args.gain is None:
-        parser.error("--readnoise needs --gain (e-/ADU, or 'header'): the noise is "
-                     "computed in electrons")
     previous = _on_sigterm(_raise_terminated)
     try:
+        return _run(argv)
+    finally:
+        _on_sigterm(previous)
+
+
+def _run(argv):
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "readnoise", None) is not None and args.gain is None:
+            parser.error("--readnoise needs --gain (e-/ADU, or 'header'): the noise "
+                         "is computed in electrons")
         if getattr(args, "uses_vocabulary", False):
             _aliases(args)  # a broken vocabulary file stops before any output
         return args.func(args)
@@ -581,8 +588,6 @@ def main(argv=None):
         print(f"ginga-ccdcal: {what}; finished outputs are kept, run again "
               "to continue", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-    finally:
-        _on_sigterm(previous)
 
 
 def _on_sigterm(handler):

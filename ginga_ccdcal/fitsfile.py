@@ -69,13 +69,15 @@ def _card_values(text):
     HIERARCH cards are left to astropy as well.
     """
     values, hard = {}, set()
+    clean = _PRINTABLE.match(text) is not None  # one test for the usual header
     for start in range(0, len(text), _CARD):
         card = text[start:start + _CARD]
         key = card[:8].rstrip()
         if key == "END":
             break
         if key in ("HIERARCH", "CONTINUE") or key != key.upper() or (
-                "=" in card[:10] and card[8:10] != "= ") or not _PRINTABLE.match(card):
+                "=" in card[:10] and card[8:10] != "= ") or (
+                not clean and not _PRINTABLE.match(card)):
             # Not standard (astropy knows the dialects) or not printable
             # ASCII (`sanitise_header` escapes it in the astropy header).
             hard.add(key)

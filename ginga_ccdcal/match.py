@@ -214,7 +214,7 @@ def compatible(frame, master, *, exptime=None, tolerance=EXPTIME_TOLERANCE,
             return False
     if master.kind == "flat":
         how = filter_match(frame.filter, master.filter)
-        if how is None or (how == "case-only" and not case_filters):
+        if how is None or (how == "case" and not case_filters):
             return False
     if temp_tolerance is not None and _temp_gap(frame, master) > temp_tolerance:
         return False

@@ -882,7 +882,7 @@ def test_file_size_limit_skips_one_product_and_the_run_goes_on(night, tmp_path):
     write_frame(night.path / "big.fits", data, header)
     out = tmp_path / "out"
     with Untouched(night.path):
-        child = subprocess.run([sys.executable, "-c", _LIMITED, "60000", str(night.path),
+        child = subprocess.run([sys.executable, "-c", _LIMITED, "45000", str(night.path),
                                 "--out", str(out)], cwd=ROOT, capture_output=True,
                                text=True, timeout=300)
     assert "Traceback" not in child.stderr, child.stderr
