@@ -30,7 +30,9 @@ at its peak and after: it must stay flat, not grow with the queue.
 Usage::
 
     python bench/bench_watch.py                 # 4096 x 4096, 50 frames, one every 2 s
-    python bench/bench_watch.py --poll          # polling observer (network drives)
+    python bench/bench_watch.py --poll          # polling observer (network drives):
+                                                # a file counts as written once
+                                                # unchanged for --settle s (2)
     python bench/bench_watch.py --quick         # 256 x 256, 5 frames, burst of 40
     python bench/bench_watch.py --burst 0       # no burst phase
 
