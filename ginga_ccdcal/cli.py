@@ -359,27 +359,34 @@ def cmd_watch(args):
     masters_dir = args.masters or os.path.join(args.out, "masters")
     _clear_temps(args.out, masters_dir if args.live_masters else None)
     if not os.path.isdir(masters_dir):
-        print(f"note: {masters_dir} does not exist yet; lights are calibrated "
-              "as far as the masters that appear there allow", file=sys.stderr)
+        print(f"note: {masters_dir} does not exist yet; masters are built there from "
+              "the calibration frames in the folder, and lights are calibrated as "
+              "far as the masters allow", file=sys.stderr)
 
     def show(result):
-        stream = sys.stderr if result.status == "problem" else sys.stdout
+        # Problems and lights left uncalibrated go where the other
+        # commands put theirs.
+        stream = sys.stderr if result.status in ("problem", "uncalibrated") else sys.stdout
         print(result.summary(), file=stream, flush=True)
 
     watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
                             on_event=lambda text: print(f"watch: {text}", flush=True),
                             poll=args.poll, existing=not args.new_only,
-                            aliases=_aliases(args), rebuild_masters=args.live_masters,
+                            settle=args.settle, aliases=_aliases(args),
+                            rebuild_masters=args.live_masters,
                             calibration=_calibration(args))
     print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
-    with watcher:
-        try:
+    try:
+        with watcher:
             watcher.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
-    counts = ", ".join(f"{n} {k}" for k, n in watcher.counts.items() if n)
-    print(f"stopped: {counts or 'nothing new'}")
-    return EXIT_PARTIAL if watcher.counts.get("problem") else EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C is how a night of watching ends: stop cleanly, not an error.
+        watcher.stop()
+    counts = ", ".join(f"{n} {k}" + (f" ({watcher.redone} redone)"
+                                     if k == "calibrated" and watcher.redone else "")
+                       for k, n in watcher.counts.items() if n)
+    print(f"stopped: {counts or 'nothing new'}", flush=True)
+    return EXIT_OK
 
 
 def cmd_characterise(args):
@@ -555,6 +562,10 @@ def build_parser():
                         "lights use the new ones")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="a file unchanged this long counts as written when the "
+                        "system does not say it was closed; one that then will not "
+                        "parse is reported (default 2)")
     _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_watch)

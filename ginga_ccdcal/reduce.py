@@ -2,8 +2,9 @@
 
 This is what ``ginga-ccdcal reduce`` and the plugins' "Calibrate all" run.
 Files that cannot be used are skipped and listed; the night reduces as
-far as it can.  Re-running skips lights already calibrated, so a run that
-was stopped picks up where it left off.
+far as it can.  Re-running keeps the lights already calibrated that are
+still right (`ginga_ccdcal.products`), so a run that was stopped picks up
+where it left off.
 """
 
 import os
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field, fields
 
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
-from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
+from .products import Verdict, check_light_product
 from .progress import check, report
 from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
@@ -32,7 +33,12 @@ class CalibrationReport:
     written : list of str
         Outputs written (each with at least one step applied).
     existing : list of str
-        Outputs already there, kept.
+        Outputs already there and still right
+        (`ginga_ccdcal.products.check_light_product`), kept.
+    redone : list of (str, str)
+        ``(output, reason)`` for outputs that were there but no longer
+        right (raw file changed, a master rebuilt or now available...) and
+        were calibrated again; those outputs are in ``written`` too.
     problems : list of str
         Lights skipped (unreadable, a step that failed...), one line each.
     warnings : list of str
@@ -47,6 +53,7 @@ class CalibrationReport:
 
     written: list = field(default_factory=list)
     existing: list = field(default_factory=list)
+    redone: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     missing: dict = field(default_factory=dict)
@@ -57,6 +64,12 @@ class CalibrationReport:
         parts = [f"{len(self.written)} calibrated"]
         if self.existing:
             parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
+        if self.redone:
+            # Each light's own reason is in `redone`; here the kinds of them.
+            reasons = sorted({why for _, why in self.redone})
+            parts.append(f"{len(self.redone)} of the calibrated redone, as no longer "
+                         "right: " + "; ".join(reasons[:2])
+                         + ("; ..." if len(reasons) > 2 else ""))
         if self.not_calibrated:
             parts.append(f"{len(self.not_calibrated)} not calibrated")
         if self.problems:
@@ -147,7 +160,8 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     raw_root : str, optional
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
-        Recalibrate lights whose output exists (otherwise they are skipped).
+        Recalibrate lights whose output exists (otherwise only outputs no
+        longer right are redone, listed in ``redone`` with the reason).
     options : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
 
     Returns
@@ -193,7 +207,7 @@ def same_output_problems(lights, out_dir, raw_root=None):
 
 def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
                     overwrite=False):
-    """Calibrate one light, unless its complete output is already there.
+    """Calibrate one light, unless its output is there and still right.
 
     The unit of work of `calibrate_lights` (and of a cluster task); the
     arguments are the same.  A bad light gives a problem line, never an
@@ -203,22 +217,48 @@ def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
     Returns
     -------
     CalibrationReport
-        With this light in ``written``, ``existing``, ``problems`` or
-        ``not_calibrated``.
+        With this light in ``written`` (and ``redone``), ``existing``,
+        ``problems`` or ``not_calibrated``.
     """
     result = CalibrationReport()
     target = output_path(light, out_dir, raw_root)
-    if os.path.exists(target) and not overwrite and is_complete(target):
-        result.existing.append(target)
-    else:
-        _calibrate_one(light, masters, target, out_dir, options, raw_root,
-                       overwrite, result)
+    _keep_or_calibrate(light, masters, target, out_dir, options, raw_root, overwrite,
+                       result)
     return result
 
 
-def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite, result):
-    """Calibrate and write one light, recording the outcome in ``result``."""
+def _keep_or_calibrate(light, masters, target, out_dir, options, raw_root, overwrite,
+                       result):
+    """Keep ``target`` if it is still right, else calibrate ``light`` (again)."""
     match = match_light(light, masters)
+    verdict = _still_right(target, light, match, overwrite, result)
+    if verdict is None:
+        return
+    if verdict.keep:
+        result.existing.append(target)
+    else:
+        _calibrate_one(light, match, target, out_dir, options, raw_root, overwrite,
+                       result, verdict)
+
+
+def _still_right(target, light, match, overwrite, result):
+    """The `~ginga_ccdcal.products.Verdict` on ``target``; None: leave it alone.
+
+    A product is kept only if it is what calibrating now would give; with
+    ``overwrite`` nothing is kept.
+    """
+    if overwrite:
+        return Verdict(target, os.path.exists(target), False)
+    try:
+        return check_light_product(target, light, match)
+    except CcdcalError as exc:  # a file we did not write is in the way
+        result.problems.append(str(exc))
+        return None
+
+
+def _calibrate_one(light, match, target, out_dir, options, raw_root, overwrite, result,
+                   verdict):
+    """Calibrate and write one light, recording the outcome in ``result``."""
     reason = not_calibrated_reason(match)
     if reason:
         result.not_calibrated[light.path] = reason
@@ -247,6 +287,8 @@ def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite
         result.problems.append(f"{light.path}: {exc.strerror or exc}")
         return
     result.written.append(path)
+    if verdict.exists and not overwrite:
+        result.redone.append((path, verdict.reason))
     if match.missing:
         result.missing[light.path] = list(match.missing)
     result.warnings.extend(lines + [f"{light.path}: {note}" for note in notes])
