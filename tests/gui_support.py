@@ -16,8 +16,8 @@ import pathlib
 
 import pytest
 
-from ginga_ccdcal.plugins.common import get_session
-from ginga_ccdcal.viewer import PLUGIN_NAMES, create_viewer, current_viewer
+from ginga_ccdcal.gui.common import get_session
+from ginga_ccdcal.gui.viewer import PLUGIN_NAMES, create_viewer, current_viewer
 
 
 #: Where the tests save the screenshots shown in the documentation when
@@ -35,7 +35,7 @@ class GuiDriver:
 
     Parameters
     ----------
-    viewer : ginga_ccdcal.viewer.RunningViewer
+    viewer : ginga_ccdcal.gui.viewer.RunningViewer
     """
 
     def __init__(self, viewer, tmp_path):
@@ -64,7 +64,7 @@ class GuiDriver:
     # -- plugins and channels -----------------------------------------
     @property
     def session(self):
-        """The state the CCD plugins share (`ginga_ccdcal.plugins.common.Session`)."""
+        """The state the CCD plugins share (`ginga_ccdcal.gui.common.Session`)."""
         return get_session(self.fv)
 
     def open_night(self, folder, output=None):

@@ -16,8 +16,6 @@ from ginga_ccdcal.calibrate import calibrate_frame
 from ginga_ccdcal.errors import CcdcalError
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
-from ginga_ccdcal.plugins.CCDBrowser import (aliases_text, parse_aliases_text,
-                                             watch_result_lines)
 from ginga_ccdcal.scan import frame_from_file
 from ginga_ccdcal.watch import WatchResult
 
@@ -276,42 +274,6 @@ def test_exposure_tolerance_changes_the_groups(gui, night):
     darks = tree_rows(browser.w.tree)["frametype = dark"][1]
     assert len(darks) == 1 and list(darks.values())[0][0][1] == "10"
     assert browser.tolerances()["exptime"] == 100.0
-
-
-# -- the plain functions behind the widgets ---------------------------------------
-
-def test_aliases_text_round_trips():
-    aliases = {"type": {"calib-z": "bias", "Flat = lamp": "flat"},
-               "filter": {"Halpha": "Ha"}}
-    assert parse_aliases_text(aliases_text(aliases)) == aliases
-    assert parse_aliases_text("") == {"type": {}, "filter": {}}
-    assert parse_aliases_text("[Filters]\n# comment\nO[III] = OIII") == \
-        {"type": {}, "filter": {"O[III]": "OIII"}}
-    assert parse_aliases_text("[types]\nZ = BIAS") == {"type": {"Z": "bias"}, "filter": {}}
-
-
-@pytest.mark.parametrize("text, message", [
-    ("Z = bias", "line 1: put 'Z = bias' under [types] or [filters]"),
-    ("[kinds]", "line 1: unknown section [kinds]"),
-    ("[types]\n\nZ = galaxy", "line 3: 'galaxy' is not a frame type"),
-    ("[filters]\n = R", "line 2: '= R' is not 'header value = ours'"),
-])
-def test_aliases_text_errors_name_the_line(text, message):
-    with pytest.raises(CcdcalError) as info:
-        parse_aliases_text(text)
-    assert str(info.value).startswith(message)
-
-
-def test_watch_result_lines():
-    result = WatchResult(path="/raw/a.fits", name="a.fits", status="problem",
-                         problem="truncated FITS (unchanged for 30 s)")
-    assert watch_result_lines(result, "21:04:17") == [
-        "21:04:17 a.fits: truncated FITS (unchanged for 30 s)"]
-    result = WatchResult(path="/raw/b.fits", name="b.fits", status="exists",
-                         output="/out/b.fits", lines=["bias: m.fits (3 frames) - only one"])
-    assert watch_result_lines(result) == [
-        "b.fits: already calibrated (/out/b.fits), skipped",
-        "    bias: m.fits (3 frames) - only one"]
 
 
 def test_watch_needs_an_existing_folder(gui, tmp_path):

@@ -48,6 +48,7 @@ Settings live in ``plugin_CCDMasters.cfg`` in Ginga's settings folder:
 from ginga import GingaPlugin
 from ginga.gw import Widgets
 
+from ..describe import provenance_text
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..safe_write import ensure_folder
 from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
@@ -380,10 +381,3 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         self.w.provenance.set_scroll_pos(0)
         self.open_masters([master.path])
 
-
-def provenance_text(master):
-    """The master's description and full header, as shown in the plugin."""
-    lines = [f"{master.path}", master.describe(), ""]
-    if master.header is not None:
-        lines += [str(card) for card in master.header.cards]
-    return "\n".join(lines)

@@ -1,10 +1,17 @@
-"""Ginga plugins of the CCD calibration workbench.
+"""The Ginga layer of the CCD calibration workbench: plugins and viewer.
 
-Ginga finds them through the ``ginga.rv.plugins`` entry points (see
+Installed with the ``gui`` extra (``pip install 'ginga-ccdcal[gui]'``),
+which brings Ginga and a Qt binding; the rest of the package (the core)
+needs neither.  The plugins call the core and lay out what it returns:
+they compute no calibration number and word no result their own way
+(`ginga_ccdcal.describe`).
+
+Ginga finds the plugins through the ``ginga.rv.plugins`` entry points (see
 ``setup.cfg``): each entry point is one of the functions below, returning
 the plugin spec the reference viewer registers.  The modules are imported
-as ``ginga_ccdcal.plugins.<Name>`` (``pfx``), so they are ordinary package
-modules rather than files put on ``sys.path``.
+as ``ginga_ccdcal.gui.<Name>`` (``pfx``), so they are ordinary package
+modules rather than files put on ``sys.path``.  `ginga_ccdcal.gui.viewer`
+starts the reference viewer with them (``ginga-ccdcal gui``).
 
 ``CCDBrowser`` (global)
     scan a folder of raw frames, group them by header keywords.
@@ -29,11 +36,6 @@ if toolkit.get_family() is None:
     # way the viewer does.  An explicit choice made later (ginga -t gtk3)
     # still wins: nothing here imports ginga.gw.
     toolkit.choose()
-
-if toolkit.get_family() == "qt":
-    # PySide6 6.12 + Python 3.11 aborts after minutes of drawing (see qtcompat)
-    from .qtcompat import protect_none
-    protect_none()
 
 __all__ = ["browser_spec", "masters_spec", "calibrate_spec", "inspect_spec",
            "CATEGORY"]

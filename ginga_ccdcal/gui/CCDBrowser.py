@@ -91,6 +91,9 @@ from ginga.gw import Widgets
 
 from .. import classify
 from ..errors import CcdcalError
+from ..describe import (aliases_text, format_number, frame_summary, group_summary,
+                        parse_aliases_text, parse_group_keys, type_text,
+                        watch_result_lines)
 from ..group import DEFAULT_GROUP_KEYS, DEFAULT_TOLERANCES, group_frames
 from ..scan import scan_folder
 from ..watch import FolderWatcher
@@ -99,171 +102,10 @@ from .common import (CAL_SUFFIX, FRAME_TYPES, FolderRow, MessageArea, TaskPanel,
                      float_spin, get_session, panel_box, plugin_button,
                      result_channel_name, show_calibrated)
 
-__all__ = ["CCDBrowser", "parse_group_keys", "group_summary", "frame_summary",
-           "aliases_text", "parse_aliases_text", "watch_result_lines"]
-
-# Section names of the spellings editor -> keys of the aliases file.
-_SECTIONS = {"types": "type", "type": "type", "filters": "filter", "filter": "filter"}
+__all__ = ["CCDBrowser"]
 
 _COLUMNS = [("File / group", "name"), ("Frames", "count"), ("Type", "type"),
             ("Filter", "filter"), ("Exposure", "exptime"), ("CCD temp", "temp")]
-
-
-def parse_group_keys(text):
-    """``"frametype, EXPTIME"`` -> ``('frametype', 'exptime')``; empty -> default.
-
-    Derived names are kept lower-case, header keywords as the user typed
-    them (look-ups are case-insensitive anyway).
-    """
-    keys = tuple(k.strip() for k in text.replace(";", ",").split(",") if k.strip())
-    return keys or DEFAULT_GROUP_KEYS
-
-
-def _fmt_number(value, fmt="{:g}"):
-    if value is None:
-        return ""
-    try:
-        return fmt.format(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _type_text(frame):
-    if frame.type_source == "guess":
-        return f"{frame.frametype} (guessed)"
-    if frame.type_source == "user":
-        return f"{frame.frametype} (set by you)"
-    return frame.frametype
-
-
-def _span(values, unit, fmt="{:g}"):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return "not in headers"
-    if values[0] == values[-1]:
-        return f"{fmt.format(values[0])} {unit}"
-    return f"{fmt.format(values[0])} to {fmt.format(values[-1])} {unit}"
-
-
-def frame_summary(frame):
-    """Lines describing one frame, for the message area."""
-    source = {"guess": "guessed from the pixels", "user": "set by you",
-              "unknown": "not in the header"}.get(frame.type_source,
-                                                  f"from {frame.type_source}")
-    return [f"{frame.name}: {frame.frametype} ({source})",
-            f"exposure {_fmt_number(frame.exptime)} s, filter {frame.filter}, "
-            f"CCD temperature {_fmt_number(frame.ccd_temp, '{:.1f}')} C",
-            f"{frame.shape[1]}x{frame.shape[0]} px, binning "
-            f"{frame.binning[0]}x{frame.binning[1]}, HDU {frame.hdu}",
-            frame.path]
-
-
-def group_summary(path_labels, frames):
-    """Lines describing a group of frames, for the message area.
-
-    This is a header summary (counts, ranges), not image statistics.
-    """
-    lines = [" / ".join(path_labels) + f": {len(frames)} frame(s)"]
-    if not frames:
-        return lines
-    types = {}
-    for f in frames:
-        types[f.frametype] = types.get(f.frametype, 0) + 1
-    lines.append("types: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
-    guessed = sum(1 for f in frames if f.guessed)
-    if guessed:
-        lines.append(f"{guessed} type(s) guessed from the pixels")
-    lines.append("exposure: " + _span([f.exptime for f in frames], "s"))
-    temps = [f.ccd_temp for f in frames]
-    lines.append("CCD temperature: " + _span(temps, "C", "{:.1f}"))
-    filters = sorted({str(f.filter) for f in frames if f.filter is not None})
-    lines.append("filters: " + (", ".join(filters) if filters else "none"))
-    shapes = sorted({f"{f.shape[1]}x{f.shape[0]} bin {f.binning[0]}x{f.binning[1]}"
-                     for f in frames})
-    lines.append("image size: " + ", ".join(shapes))
-    size = sum(f.size for f in frames)
-    lines.append(f"on disk: {size / 1e6:.1f} MB")
-    return lines
-
-
-def aliases_text(aliases):
-    """The spellings editor's text for ``aliases`` (`classify.load_aliases` form).
-
-    >>> print(aliases_text({'type': {'FLAT-DK': 'dark'}, 'filter': {}}))
-    [types]
-    FLAT-DK = dark
-    <BLANKLINE>
-    [filters]
-    """
-    aliases = aliases or {}
-    lines = ["[types]"]
-    lines += [f"{spelling} = {ours}" for spelling, ours
-              in sorted((aliases.get("type") or {}).items())]
-    lines += ["", "[filters]"]
-    lines += [f"{spelling} = {ours}" for spelling, ours
-              in sorted((aliases.get("filter") or {}).items())]
-    return "\n".join(lines)
-
-
-def parse_aliases_text(text):
-    """Read the spellings editor: ``header value = ours`` under ``[types]``/``[filters]``.
-
-    Blank lines and ``#`` comments are skipped.  The last ``=`` splits a
-    line, so a header value may itself hold one.
-
-    Returns
-    -------
-    dict
-        ``{'type': {...}, 'filter': {...}}``, ready for `classify.save_aliases`.
-
-    Raises
-    ------
-    CcdcalError
-        A line outside a section, without ``=``, with an empty side, or
-        naming a type that is not bias, dark, flat, light or unknown; the
-        message gives the line number.
-    """
-    aliases = {"type": {}, "filter": {}}
-    section = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = _SECTIONS.get(line[1:-1].strip().lower())
-            if section is None:
-                raise CcdcalError(f"line {number}: unknown section {line}; "
-                                  "use [types] or [filters]")
-            continue
-        if section is None:
-            raise CcdcalError(f"line {number}: put '{line}' under [types] or [filters]")
-        spelling, sep, ours = line.rpartition("=")
-        spelling, ours = spelling.strip(), ours.strip()
-        if not sep or not spelling or not ours:
-            raise CcdcalError(f"line {number}: '{line}' is not 'header value = ours'")
-        if section == "type":
-            ours = ours.lower()
-            if ours not in FRAME_TYPES:
-                raise CcdcalError(f"line {number}: '{ours}' is not a frame type; use "
-                                  f"one of {', '.join(FRAME_TYPES)}")
-        aliases[section][spelling] = ours
-    return aliases
-
-
-def watch_result_lines(result, clock=None):
-    """Watch-log lines for one `~ginga_ccdcal.watch.WatchResult`.
-
-    The first line says what happened to the file (prefixed with the time
-    ``clock``, e.g. ``'21:04:17'``, if given); for lights the next lines
-    name the master used for each step, with its version, and why.
-    """
-    if result.status == "problem":
-        first = f"{result.name}: {result.problem}"
-    else:
-        first = result.summary()
-    lines = [f"{clock} {first}" if clock else first]
-    lines += [f"    {line}" for line in result.lines]
-    return lines
 
 
 def _master_versions(masters):
@@ -653,10 +495,10 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             return
         for frame in group.frames:
             name = os.path.relpath(frame.path, root) if root else frame.path
-            node[name] = {"name": name, "count": "", "type": _type_text(frame),
+            node[name] = {"name": name, "count": "", "type": type_text(frame),
                           "filter": frame.filter or "",
-                          "exptime": _fmt_number(frame.exptime),
-                          "temp": _fmt_number(frame.ccd_temp, "{:.1f}")}
+                          "exptime": format_number(frame.exptime),
+                          "temp": format_number(frame.ccd_temp, "{:.1f}")}
             self._leaf_frames[path + (name,)] = frame
 
     def _scan_lines(self, scan):

@@ -78,6 +78,7 @@ from ginga import GingaPlugin
 from ginga.gw import Viewers, Widgets
 
 from ..calibrate import calibrate_and_write
+from ..describe import DARK_SCALES, parse_options, result_lines
 from ..errors import CcdcalError
 from ..masters import load_masters
 from ..match import match_light
@@ -90,60 +91,12 @@ from .common import (CAL_SUFFIX, FolderRow, MessageArea, RunsTasks, TaskPanel, a
                      panel_box, plugin_button, prepare_result_channel,
                      result_channel_name, show_calibrated)
 
-__all__ = ["CCDCalibrate", "parse_options", "DARK_SCALES"]
+__all__ = ["CCDCalibrate"]
 
-#: Dark-scale choices: text in the combo box -> ``calibrate_frame``'s value.
-DARK_SCALES = {"exposure ratio": "exposure", "fit to this light": "fit"}
 #: Panels of the "Steps" page (raw, - bias, - dark, / flat).
 N_STEP_PANELS = 4
 #: Characters per line of a step's note (the panels are narrow).
 NOTE_WIDTH = 40
-
-
-def parse_options(dark_scale, cosmics, gain_text, readnoise_text):
-    """The ``calibrate_frame`` options the widgets describe.
-
-    Parameters
-    ----------
-    dark_scale : str
-        ``'exposure'`` or ``'fit'``.
-    cosmics : bool
-    gain_text, readnoise_text : str
-        As typed: blank for none; the gain may also be ``header``.
-
-    Returns
-    -------
-    dict
-        ``dark_scale``, ``cosmics``, ``gain`` (None, float or
-        ``'header'``), ``readnoise`` (None or float).
-
-    Raises
-    ------
-    ValueError
-        With a message for the user when a number is not one.
-    """
-    def number(text, what):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not value > 0 or value == float("inf"):
-            raise ValueError(f"{what} must be a positive number, not {text!r}")
-        return value
-
-    if dark_scale not in DARK_SCALES.values():
-        raise ValueError(f"dark scale must be one of {sorted(DARK_SCALES.values())}")
-    gain_text = (gain_text or "").strip()
-    readnoise_text = (readnoise_text or "").strip()
-    if not gain_text:
-        gain = None
-    elif gain_text.lower() == "header":
-        gain = "header"
-    else:
-        gain = number(gain_text, "Gain (e-/ADU; or 'header', or blank)")
-    readnoise = number(readnoise_text, "Read noise (e-; or blank)") if readnoise_text else None
-    return dict(dark_scale=dark_scale, cosmics=bool(cosmics), gain=gain,
-                readnoise=readnoise)
 
 
 def _option_text(value):
@@ -647,34 +600,3 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.messages.set_lines(["Cancelled." if cancelled
                                  else f"Steps not shown: {message}"])
 
-
-def result_lines(header, exposure_ratio=None):
-    """What a calibrated frame's header says about how it was made, for people.
-
-    Parameters
-    ----------
-    header : astropy.io.fits.Header
-        Of the calibrated frame.
-    exposure_ratio : float, optional
-        The dark scale the exposure times give, quoted next to a fitted one.
-
-    Returns
-    -------
-    list of str
-        The steps applied (CALSTAT), the dark scale when it was fitted
-        (DARKSCL with DARKFIT), the pixels cleaned of cosmic rays (CRCLEAN)
-        and the gain when the data were converted to electrons (GAINCOR).
-    """
-    steps = header.get("CALSTAT", "") or "none"
-    legend = header.comments["CALSTAT"] if "CALSTAT" in header else ""
-    lines = [f"steps applied: {steps}" + (f" ({legend})" if legend else "")]
-    if header.get("DARKFIT") and "DARKSCL" in header:
-        text = f"dark scale fitted to this light: x{header['DARKSCL']:.4f}"
-        if exposure_ratio is not None:
-            text += f" (exposure ratio x{exposure_ratio:.4g})"
-        lines.append(text)
-    if "CRCLEAN" in header:
-        lines.append(f"cosmic rays: {header['CRCLEAN']} pixels cleaned")
-    if "GAINCOR" in header:
-        lines.append(f"in electrons (gain {header['GAINCOR']:g} e-/ADU)")
-    return lines

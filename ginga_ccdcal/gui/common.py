@@ -28,6 +28,7 @@ from ginga.AstroImage import AstroImage
 from ginga.gw import Widgets
 from ginga.misc.Callback import Callbacks
 
+from ..classify import FRAME_TYPES
 from ..errors import Cancelled, CcdcalError
 from ..masters import load_masters
 from ..progress import CancelToken
@@ -37,9 +38,6 @@ __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "add_close_help", "action_button", "plugin_button", "float_spin",
            "CAL_SUFFIX",
            "result_channel_name", "prepare_result_channel", "show_calibrated"]
-
-#: Frame types the user can assign to a frame.
-FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
 
 #: Suffix of the channel calibrated frames of a channel are shown in.
 CAL_SUFFIX = "_cal"
