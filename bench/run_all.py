@@ -27,6 +27,8 @@ BENCHMARKS = [
     ("bench_scan.py", [], "scanning 1000 headers vs ImageFileCollection"),
     ("bench_calibrate.py", [], "one 4096x4096 light: bias, scaled dark, flat, write"),
     ("bench_watch.py", [], "watch mode: frame complete -> calibrated, 4096x4096"),
+    ("bench_peers.py", [], "whole processes beside Siril: median master bias"),
+    ("bench_startup.py", [], "start-up: each command's imports in a fresh interpreter"),
 ]
 
 

@@ -7,6 +7,8 @@ second; `tests/test_calibrate.py` checks it against ccdproc itself.
 """
 
 import os
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 from astropy import units as u
@@ -23,27 +25,30 @@ from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
 
-__all__ = ["calibrate_frame", "calibrate_and_write", "output_path"]
+__all__ = ["CalibrationOptions", "calibrate_ccd", "calibrate_frame", "calibrate_and_write",
+           "output_path"]
 
 _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F", "cosmics": "C"}
 
 
-def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposure",
-                    readnoise=None, cosmics=False, notes=None, on_step=None):
-    """Calibrate ``frame`` with the masters in ``match``.
+@dataclass
+class CalibrationOptions:
+    """How to calibrate a light: one object every front end fills in.
 
-    Parameters
+    The CLI, `ginga_ccdcal.reduce`, the watcher, the plugins and notebooks
+    all pass one of these to `calibrate_ccd` (or the file-based calls built
+    on it), so an option means the same thing everywhere.
+
+    Attributes
     ----------
-    frame : `~ginga_ccdcal.scan.Frame`
-    match : `~ginga_ccdcal.match.MatchResult`
     strict : bool
         Raise `CalibrationError` if any step has no master, instead of
         skipping it and recording the gap in the header.
     gain : float or 'header', optional
         Convert ADU to electrons with this gain (e-/ADU), or with the
-        header's GAIN/EGAIN keyword.
+        header's EGAIN/GAIN keyword.
     dark_scale : {'exposure', 'fit'}
-        Scale the master dark by the exposure ratio `match` chose, or fit
+        Scale the master dark by the exposure ratio the match chose, or fit
         the factor that best removes the dark from this light
         (`ginga_ccdcal.dark_scale.fit_dark_scale`; needs a bias-subtracted
         dark).
@@ -57,6 +62,70 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         (``ccdproc.cosmicray_lacosmic``, i.e. astroscrappy), using the gain
         and read noise given or found in the header (GAIN/EGAIN, RDNOISE).
         The cleaned pixels are counted in CRCLEAN.
+
+    Examples
+    --------
+    >>> CalibrationOptions(gain=1.5, readnoise=9.0).dark_scale
+    'exposure'
+    """
+
+    strict: bool = False
+    gain: Union[float, str, None] = None
+    dark_scale: str = "exposure"
+    readnoise: Optional[float] = None
+    cosmics: bool = False
+
+    def __post_init__(self):
+        # Caught here, before any file is read, rather than once per light.
+        if self.dark_scale not in ("exposure", "fit"):
+            raise CalibrationError(f"dark scale {self.dark_scale!r}: use 'exposure' or 'fit'")
+        if self.readnoise is not None and self.gain is None:
+            raise CalibrationError("an uncertainty from the read noise needs the gain "
+                                   "(e-/ADU)")
+
+
+def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None):
+    """Read the raw ``frame`` and calibrate it with the masters in ``match``.
+
+    The file-based form of `calibrate_ccd`: the same code path, with the
+    raw pixels and header read from ``frame.path``.
+
+    Parameters
+    ----------
+    frame : `~ginga_ccdcal.scan.Frame`
+    match : `~ginga_ccdcal.match.MatchResult`
+    options : `CalibrationOptions`, optional
+    notes, on_step
+        See `calibrate_ccd`.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+
+    Raises
+    ------
+    CalibrationError, FrameError
+        See `calibrate_ccd`; `FrameError` when the raw file cannot be read.
+    """
+    raw, header, _ = read_image(frame.path)
+    ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
+    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                         on_step=on_step)
+
+
+def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step=None):
+    """Calibrate the raw ``ccd`` in memory with the masters in ``match``.
+
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        The raw frame as read (any dtype; its header is not modified).
+    match : `~ginga_ccdcal.match.MatchResult`
+        The masters to apply (`ginga_ccdcal.match.match_light`).
+    options : `CalibrationOptions`, optional
+        Defaults: nothing but bias, dark scaled by exposure, flat.
+    name : str
+        How messages and the header's HISTORY name this frame.
     notes : list, optional
         Sentences about the raw pixels (undefined, saturated) are appended
         here, as well as to the output's HISTORY.
@@ -77,16 +146,21 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
     CalibrationError
         ``strict`` and a master is missing; a master's shape differs;
         ``gain='header'`` and the header has none.
-    FrameError
-        The raw file cannot be read.
+
+    Examples
+    --------
+    >>> from ginga_ccdcal.masters import load_master    # doctest: +SKIP
+    >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
+    options = options or CalibrationOptions()
+    strict, gain, dark_scale = options.strict, options.gain, options.dark_scale
+    readnoise, cosmics = options.readnoise, options.cosmics
     if strict and match.missing:
-        raise CalibrationError(f"{frame.path}: cannot calibrate, missing "
+        raise CalibrationError(f"{name}: cannot calibrate, missing "
                                + "; ".join(getattr(match, r).reason for r in match.missing))
-    raw, header, _ = read_image(frame.path)
+    raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
     warnings = pixel_warnings(raw, header)
     data = raw.astype(np.float32)
-    header = header.copy()
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
     steps = []
@@ -95,7 +169,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         # The masters were overscan-corrected and trimmed: so must the light be.
         regions = find_regions(header, data.shape)
         if regions is None:
-            raise CalibrationError(f"{frame.path}: the masters are overscan-"
+            raise CalibrationError(f"{name}: the masters are overscan-"
                                    "corrected but this frame's header gives no overscan")
         data = apply_regions(data, regions)
         header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
@@ -111,7 +185,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             master = master[choice.cutout]
         if master.shape != data.shape:
             raise CalibrationError(
-                f"{frame.path}: shape {data.shape} differs from {choice.master.name} "
+                f"{name}: shape {data.shape} differs from {choice.master.name} "
                 f"{master.shape}")
         if choice.role == "bias":
             data -= master
@@ -120,7 +194,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
             if dark_scale == "fit":
                 if match.bias_in_dark:
                     raise CalibrationError(
-                        f"{frame.path}: cannot fit the dark scale: {choice.master.name} "
+                        f"{name}: cannot fit the dark scale: {choice.master.name} "
                         "still contains the bias")
                 scale = fit_dark_scale(data, master)
                 header["DARKFIT"] = (True, "dark scale fitted to this frame")
@@ -156,16 +230,13 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
         notes.extend(warnings)
     unit = u.adu
     if gain is not None:
-        value = _gain_value(frame, header, gain)
+        value = _gain_value(name, header, gain)
         data *= np.float32(value)
         unit = u.electron
         header["GAINCOR"] = (value, "data multiplied by this gain, e-/ADU")
         steps.append("gain")
     uncertainty = None
     if readnoise is not None:
-        if gain is None:
-            raise CalibrationError(f"{frame.path}: an uncertainty from the read noise "
-                                   "needs the gain (e-/ADU)")
         # data is in electrons now: Poisson variance is the signal itself.
         uncertainty = StdDevUncertainty(np.sqrt(np.clip(data, 0, None)
                                                 + np.float32(readnoise) ** 2))
@@ -174,7 +245,7 @@ def calibrate_frame(frame, match, *, strict=False, gain=None, dark_scale="exposu
                          "O oscan, T trim, B bias, D dark, F flat, C CR")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
-    provenance.add_history(header, f"raw frame {frame.path}")
+    provenance.add_history(header, f"raw frame {name}")
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
 
 
@@ -195,13 +266,13 @@ def _clean_cosmic_rays(data, header, gain, readnoise):
     return int(np.count_nonzero(ccd.mask & defined))
 
 
-def _gain_value(frame, header, gain):
+def _gain_value(name, header, gain):
     if gain != "header":
         return float(gain)
     # EGAIN first: N.I.N.A. writes its camera setting (not e-/ADU) as GAIN.
     value = header_number(header, ("EGAIN", "GAIN"))
     if value is None:
-        raise CalibrationError(f"{frame.path}: gain 'header' asked for, but the "
+        raise CalibrationError(f"{name}: gain 'header' asked for, but the "
                                "header has no GAIN or EGAIN")
     return value
 
@@ -228,12 +299,13 @@ def output_path(frame, out_dir, raw_root=None):
     return os.path.join(out_dir, sub, name)
 
 
-def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False,
-                        **options):
+def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
+                        overwrite=False, notes=None):
     """Calibrate ``frame`` and write it atomically into ``out_dir``.
 
-    ``options`` are those of `calibrate_frame`; an uncertainty, when
-    asked for, goes into an ``UNCERT`` extension.
+    ``options`` (a `CalibrationOptions`) and ``notes`` are those of
+    `calibrate_frame`; an uncertainty, when asked for, goes into an
+    ``UNCERT`` extension.
 
     Returns
     -------
@@ -248,7 +320,7 @@ def calibrate_and_write(frame, match, out_dir, *, raw_root=None, overwrite=False
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, **options)
+    ccd = calibrate_frame(frame, match, options, notes=notes)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

@@ -82,8 +82,10 @@ def cmd_scan(args):
 
 def _calibration(args):
     """How to calibrate lights, from the options `_add_calibration_options` made."""
-    return dict(strict=args.strict, gain=args.gain, dark_scale=args.dark_scale,
-                readnoise=args.readnoise, cosmics=args.cosmics)
+    from .calibrate import CalibrationOptions
+    return CalibrationOptions(strict=args.strict, gain=args.gain,
+                              dark_scale=args.dark_scale, readnoise=args.readnoise,
+                              cosmics=args.cosmics)
 
 
 def _options(args):
@@ -145,8 +147,8 @@ def cmd_calibrate(args):
     _say((f"{f.path}: header says {f.frametype}, calibrating as a light anyway"
           for f in not_light), prefix="note: ")
     bar = ProgressBar("calibrate", not args.quiet)
-    report = calibrate_lights(lights, masters, args.out, overwrite=args.overwrite,
-                              progress=bar, **_calibration(args))
+    report = calibrate_lights(lights, masters, args.out, _calibration(args),
+                              overwrite=args.overwrite, progress=bar)
     bar.close()
     return _print_calibration(report, [str(p) for p in scanned.problems])
 
@@ -168,7 +170,8 @@ def cmd_reduce(args):
     bar = ProgressBar("reduce", not args.quiet)
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
-                         aliases=_aliases(args), progress=bar, **_calibration(args))
+                         calibration=_calibration(args), aliases=_aliases(args),
+                         progress=bar)
     bar.close()
     counts = night.scan.counts()
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
@@ -193,7 +196,7 @@ def cmd_watch(args):
                             on_event=lambda text: print(f"watch: {text}", flush=True),
                             poll=args.poll, existing=not args.new_only,
                             aliases=_aliases(args), rebuild_masters=args.live_masters,
-                            **_calibration(args))
+                            calibration=_calibration(args))
     print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
     with watcher:
         try:

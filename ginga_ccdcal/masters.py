@@ -27,7 +27,7 @@ from .safe_write import OutputExists, write_fits
 
 __all__ = ["MasterFrame", "MasterOptions", "MasterReport", "build_masters",
            "build_master_bias", "build_master_darks", "build_master_flats",
-           "load_masters", "master_from_file", "stale_masters", "master_data"]
+           "load_master", "load_masters", "master_from_file", "stale_masters", "master_data"]
 
 MASTER_KINDS = ("bias", "dark", "flat")
 
@@ -161,6 +161,30 @@ def load_masters(folder):
             if master is not None:
                 found.append(master)
     return found
+
+
+def load_master(path):
+    """A master as an astropy `~astropy.nddata.CCDData`, for work by hand.
+
+    The same float32 pixels the calibration uses (a copy, so changing it
+    changes nothing else), the master's header, and unit ADU unless the
+    header's BUNIT says otherwise.
+
+    Examples
+    --------
+    >>> bias = load_master("masters/master_bias.fits")      # doctest: +SKIP
+    >>> by_hand = raw.subtract(bias)                         # doctest: +SKIP
+    """
+    from astropy import units as u
+    from astropy.nddata import CCDData
+    master = master_from_file(path)
+    if master is None:
+        raise CcdcalError(f"{path}: not a master made by ginga-ccdcal")
+    try:
+        unit = u.Unit(str(master.header.get("BUNIT", "adu")))
+    except ValueError:
+        unit = u.adu
+    return CCDData(np.array(master_data(master)), unit=unit, header=master.header.copy())
 
 
 _cache = {}

@@ -6,20 +6,30 @@ observer can see that a 300 s light got the 120 s dark scaled by 2.5.
 
 Rules
 -----
+One rule says whether a master fits a frame at all: `compatible` (shape
+and binning, or a subframe cut-out; for darks the exposure within the
+tolerance; for flats the filter; optionally the CCD temperature).  The
+master builder's stale check, this module, the characterisation and the
+watcher all ask it.  Among the masters that fit:
+
 bias
-    a master bias of the same detector setup (shape and binning).
+    the master bias of the same detector setup (shape and binning).
 dark
-    1. a master dark of the same exposure (within the tolerance), the
-       closest in CCD temperature;
-    2. otherwise the bias-subtracted master dark nearest in exposure,
+    1. usable before close: a dark that includes the bias is usable only at
+       the frame's own exposure (scaling would scale the bias too); a
+       bias-subtracted dark only beside a master bias;
+    2. a usable master dark of the same exposure (within the tolerance),
+       the closest in CCD temperature;
+    3. otherwise the bias-subtracted master dark nearest in exposure,
        scaled by the exposure ratio (longer darks preferred on a tie:
-       scaling down also shrinks their noise);
-    3. a dark that still contains the bias is never scaled: scaling would
-       scale the bias too.
+       scaling down also shrinks their noise).
 
     A temperature difference larger than the tolerance is a warning.
 flat
-    the master flat of the same filter (case and spaces ignored) and setup.
+    the master flat of the same filter and setup, the closest in CCD
+    temperature.  Filter names match exactly (spaces aside) first: ``R``
+    (Johnson) and ``r`` (SDSS) are different filters.  A match that differs
+    only in case is made when there is nothing better, with a warning.
 
 A setup is the binning and the shape.  A subframe (smaller than the
 master, with XORGSUBF/YORGSUBF saying where it sits) uses the matching
@@ -28,10 +38,14 @@ cut-out of a full-frame master of the same binning.
 
 from dataclasses import dataclass, field
 
-__all__ = ["Choice", "MatchResult", "choose_bias", "choose_dark",
-           "choose_flat", "match_light"]
+from .group import DEFAULT_TOLERANCES
 
-EXPTIME_TOLERANCE = 0.5   # seconds
+__all__ = ["Choice", "MatchResult", "choose_bias", "choose_dark",
+           "choose_flat", "compatible", "filter_match", "match_light",
+           "setup_key"]
+
+#: Exposures this close (seconds) are one exposure: the grouping's tolerance.
+EXPTIME_TOLERANCE = DEFAULT_TOLERANCES["exptime"]
 TEMP_TOLERANCE = 2.0      # degrees C
 
 
@@ -129,8 +143,97 @@ def _cutout(frame, master):
     return (slice(y, y + rows), slice(x, x + cols))
 
 
-def _compatible(frame, master):
-    return _cutout(frame, master) is not None
+def setup_key(item):
+    """The detector setup of a frame or master: ``((rows, cols), (xbin, ybin))``.
+
+    A master that was overscan-corrected and trimmed is keyed by the raw
+    shape of the frames it was made from, so it has the key of the frames
+    it calibrates.
+    """
+    shape = getattr(item, "raw_shape", None) or item.shape
+    return tuple(int(n) for n in shape), tuple(int(b) for b in item.binning)
+
+
+def _filter_words(name):
+    return "" if name is None else "".join(str(name).split())
+
+
+def filter_match(wanted, have):
+    """How filter name ``have`` matches ``wanted``: 'exact', 'case' or None.
+
+    Spaces never count (``' R '`` is ``'R'``); case does: ``R`` (Johnson)
+    and ``r`` (SDSS) are different filters, so a case-only match is
+    'case', for the caller to use only with a warning.  Two missing filters
+    match exactly.
+    """
+    # The types engineer is adding a filter-name helper to classify.py;
+    # once it is on main this should call it, and stay the one filter rule
+    # of the matching.
+    a, b = _filter_words(wanted), _filter_words(have)
+    if a == b:
+        return "exact"
+    if a.lower() == b.lower():
+        return "case"
+    return None
+
+
+def _temp_gap(frame, master):
+    """|master - frame| CCD temperature, 0 when either is unknown."""
+    if master.ccd_temp is None or frame.ccd_temp is None:
+        return 0.0
+    return abs(master.ccd_temp - frame.ccd_temp)
+
+
+def compatible(frame, master, *, exptime=None, tolerance=EXPTIME_TOLERANCE,
+               temp_tolerance=None, subframe=True, case_filters=False):
+    """Whether ``master`` fits ``frame``: the one rule every caller asks.
+
+    Parameters
+    ----------
+    frame : `~ginga_ccdcal.scan.Frame`
+    master : `~ginga_ccdcal.masters.MasterFrame`
+    exptime : float or False, optional
+        For darks: the exposure the dark must have (default the frame's),
+        within ``tolerance`` seconds; ``False`` skips the check (a dark
+        that may be scaled).
+    tolerance : float
+        Seconds.
+    temp_tolerance : float, optional
+        When given, CCD temperatures further apart than this many degrees
+        do not fit.  By default temperature only ranks the masters.
+    subframe : bool
+        Whether a subframe may use a cut-out of a full-frame master; False
+        asks for the very same setup (would the frame be combined into
+        this master?).
+    case_filters : bool
+        For flats: accept a filter name that differs only in case.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> compatible(light, master_dark_300s)               # doctest: +SKIP
+    True
+    """
+    if subframe:
+        if _cutout(frame, master) is None:
+            return False
+    elif setup_key(master) != setup_key(frame):
+        return False
+    if master.kind == "dark" and exptime is not False:
+        wanted = frame.exptime if exptime is None else exptime
+        if wanted is None or master.exptime is None \
+                or abs(master.exptime - wanted) > tolerance:
+            return False
+    if master.kind == "flat":
+        how = filter_match(frame.filter, master.filter)
+        if how is None or (how == "case" and not case_filters):
+            return False
+    if temp_tolerance is not None and _temp_gap(frame, master) > temp_tolerance:
+        return False
+    return True
 
 
 def _with_cutout(choice, frame):
@@ -151,7 +254,8 @@ def _setup_text(frame):
 def choose_bias(frame, masters):
     """The master bias for ``frame`` (same shape and binning)."""
     biases = [m for m in masters if m.kind == "bias"]
-    fitting = [m for m in biases if _compatible(frame, m)]
+    fitting = [m for m in biases if compatible(frame, m)]
+    fitting.sort(key=lambda m: (_temp_gap(frame, m), m.path))
     if fitting:
         return Choice("bias", fitting[0], f"master bias for {_setup_text(frame)}")
     if biases:
@@ -179,28 +283,25 @@ def choose_dark(frame, masters, *, exptime=None, bias_available=True,
     """
     exptime = frame.exptime if exptime is None else exptime
     darks = [m for m in masters if m.kind == "dark" and m.exptime is not None
-             and _compatible(frame, m)]
+             and compatible(frame, m, exptime=False)]
     if not darks:
         return Choice("dark", None, "no master dark for " + _setup_text(frame))
     if exptime is None:
         return Choice("dark", None, "the frame has no exposure time "
                       "(EXPTIME/EXPOSURE), so no dark can be matched")
-
-    def temp_gap(master):
-        if master.ccd_temp is None or frame.ccd_temp is None:
-            return 0.0
-        return abs(master.ccd_temp - frame.ccd_temp)
-
-    same = [m for m in darks if abs(m.exptime - exptime) <= tolerance]
-    if same:
-        # A bias-subtracted dark needs a master bias beside it; one that
-        # includes the bias does the bias's job as well.
-        same.sort(key=lambda m: (temp_gap(m), m.bias_subtracted != bias_available))
-        best = same[0]
-        if best.bias_subtracted and not bias_available:
-            return Choice("dark", None, f"{best.name} is bias-subtracted but there "
-                          "is no master bias to go with it")
+    same = [m for m in darks
+            if compatible(frame, m, exptime=exptime, tolerance=tolerance)]
+    # Usable first, then closest: a bias-subtracted dark needs a master
+    # bias beside it; one that includes the bias does the bias's job too.
+    usable = [m for m in same if bias_available or not m.bias_subtracted]
+    if usable:
+        usable.sort(key=lambda m: (_temp_gap(frame, m),
+                                   m.bias_subtracted != bias_available, m.path))
+        best = usable[0]
         choice = Choice("dark", best, f"same exposure ({best.exptime:g} s)")
+    elif same:
+        return Choice("dark", None, f"{same[0].name} is bias-subtracted but there "
+                      "is no master bias to go with it")
     else:
         scalable = [m for m in darks if m.bias_subtracted]
         if not scalable:
@@ -211,36 +312,49 @@ def choose_dark(frame, masters, *, exptime=None, bias_available=True,
         if not bias_available:
             return Choice("dark", None, f"no dark of {exptime:g} s, and scaling "
                           "another needs a master bias")
-        scalable.sort(key=lambda m: (abs(m.exptime - exptime), -m.exptime, temp_gap(m)))
+        scalable.sort(key=lambda m: (abs(m.exptime - exptime), -m.exptime,
+                                     _temp_gap(frame, m), m.path))
         best = scalable[0]
         if best.exptime <= 0:
             return Choice("dark", None, "only zero-length darks to scale from")
         factor = exptime / best.exptime
         choice = Choice("dark", best, f"scaled {best.exptime:g} s -> {exptime:g} s "
                         f"(x{factor:.3g}), nearest exposure", scale=factor)
-    if temp_gap(best) > temp_tolerance:
+    if _temp_gap(frame, best) > temp_tolerance:
         choice.warnings.append(f"dark at {best.ccd_temp:.1f} C, frame at "
                                f"{frame.ccd_temp:.1f} C (difference "
-                               f"{temp_gap(best):.1f} C)")
+                               f"{_temp_gap(frame, best):.1f} C)")
     return choice
 
 
-def _filter_key(name):
-    return "" if name is None else "".join(str(name).split()).lower()
-
-
 def choose_flat(frame, masters):
-    """The normalised master flat of ``frame``'s filter and setup."""
-    flats = [m for m in masters if m.kind == "flat" and _compatible(frame, m)]
-    wanted = _filter_key(frame.filter)
-    same = [m for m in flats if _filter_key(m.filter) == wanted]
-    if same:
-        return Choice("flat", same[0], f"filter {frame.filter}" if frame.filter
-                      else "no filter on frame or flat")
-    if frame.filter is None and len(flats) == 1:
-        return Choice("flat", flats[0], f"the only flat (filter {flats[0].filter})",
+    """The normalised master flat of ``frame``'s filter and setup.
+
+    An exact filter match first (the closest in CCD temperature); a name
+    differing only in case (``R`` for ``r``) only when there is none, with
+    a warning.
+    """
+    flats = [m for m in masters if m.kind == "flat"
+             and compatible(frame, m, case_filters=True)]
+    flats.sort(key=lambda m: (filter_match(frame.filter, m.filter) != "exact",
+                              _temp_gap(frame, m), m.path))
+    if flats:
+        best = flats[0]
+        if filter_match(frame.filter, best.filter) == "exact":
+            return Choice("flat", best, f"filter {best.filter}" if best.filter
+                          else "no filter on frame or flat")
+        return Choice("flat", best, f"filter {best.filter} for the frame's "
+                      f"{frame.filter} (case differs)",
+                      warnings=[f"filter names differ only in case: frame "
+                                f"'{frame.filter}', flat '{best.filter}' (R and r "
+                                "may be different filters)"])
+    setup_flats = [m for m in masters if m.kind == "flat"
+                   and _cutout(frame, m) is not None]
+    if frame.filter is None and len(setup_flats) == 1:
+        only = setup_flats[0]
+        return Choice("flat", only, f"the only flat (filter {only.filter})",
                       warnings=["the frame has no FILTER keyword"])
-    have = ", ".join(sorted({str(m.filter) for m in flats})) or "none"
+    have = ", ".join(sorted({str(m.filter) for m in setup_flats})) or "none"
     return Choice("flat", None, f"no master flat for filter {frame.filter} "
                   f"(flats for: {have})")
 

@@ -52,8 +52,8 @@ class NightReport:
                 + list(self.masters.problems) + list(self.calibration.problems))
 
 
-def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False,
-                     progress=None, cancel=None, **options):
+def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
+                     overwrite=False, progress=None, cancel=None):
     """Calibrate many lights; one bad light never stops the others.
 
     Parameters
@@ -65,9 +65,7 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
         Recalibrate lights whose output exists (otherwise they are skipped).
-    **options
-        ``strict``, ``gain``, ``dark_scale``, ``readnoise``, ``cosmics``:
-        see `~ginga_ccdcal.calibrate.calibrate_frame`.
+    options : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
 
     Returns
     -------
@@ -90,9 +88,9 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
                 # An incomplete output (power cut after the rename) is redone.
                 redo = overwrite or os.path.exists(target)
                 notes = []
-                path, _ = calibrate_and_write(light, match, out_dir, raw_root=raw_root,
-                                              overwrite=redo, notes=notes,
-                                              **options)
+                path, _ = calibrate_and_write(light, match, out_dir, options,
+                                              raw_root=raw_root, overwrite=redo,
+                                              notes=notes)
                 result.written.append(path)
                 result.warnings.extend(f"{light.path}: {note}" for note in notes)
             except (FrameError, CcdcalError) as exc:
@@ -102,8 +100,8 @@ def calibrate_lights(lights, masters, out_dir, *, raw_root=None, overwrite=False
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
-                 overwrite=False, aliases=None, progress=None, cancel=None,
-                 **calibration):
+                 calibration=None, overwrite=False, aliases=None, progress=None,
+                 cancel=None):
     """Reduce a night: masters from its calibration frames, then every light.
 
     Parameters
@@ -122,10 +120,8 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     progress, cancel
         See `ginga_ccdcal.progress`; ``progress`` receives
         ``(done, total, message)`` with the message naming the stage.
-    **calibration
-        How to calibrate the lights (``strict``, ``gain``, ``dark_scale``,
-        ``readnoise``, ``cosmics``): see
-        `~ginga_ccdcal.calibrate.calibrate_frame`.
+    calibration : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
+        How to calibrate the lights.
 
     Returns
     -------
@@ -159,8 +155,7 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     available = masters.masters + [m for m in load_masters(masters_dir)
                                    if m.path not in known]
     lights = [f for f in frames if f.frametype == "light"]
-    calibration = calibrate_lights(lights, available, out_dir, raw_root=raw_dir,
-                                   overwrite=overwrite, **calibration,
-                                   progress=stage("calibrate"),
-                                   cancel=cancel)
-    return NightReport(scan, masters, calibration)
+    calibrated = calibrate_lights(lights, available, out_dir, calibration,
+                                  raw_root=raw_dir, overwrite=overwrite,
+                                  progress=stage("calibrate"), cancel=cancel)
+    return NightReport(scan, masters, calibrated)

@@ -16,7 +16,6 @@ model does), then the frame is trimmed to the imaging area.
 from dataclasses import dataclass
 
 import numpy as np
-from ccdproc.utils.slices import slice_from_string
 
 __all__ = ["Regions", "find_regions", "apply_regions"]
 
@@ -43,6 +42,14 @@ def _clip(region, shape):
     return tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
 
 
+def _slice(text):
+    """A 1-based inclusive FITS section as numpy slices (ccdproc's reading)."""
+    # Imported here: ccdproc pulls in astropy.nddata and scipy (over a
+    # second), which every command importing this module would pay for.
+    from ccdproc.utils.slices import slice_from_string
+    return slice_from_string(text, fits_convention=True)
+
+
 def find_regions(header, shape):
     """The overscan and imaging regions ``header`` declares, or None.
 
@@ -61,11 +68,10 @@ def find_regions(header, shape):
     rows, cols = shape
     try:
         if "BIASSEC" in header:
-            overscan = _clip(slice_from_string(str(header["BIASSEC"]),
-                                               fits_convention=True), shape)
+            overscan = _clip(_slice(str(header["BIASSEC"])), shape)
             trim_text = header.get("TRIMSEC") or header.get("DATASEC")
             if trim_text:
-                trim = _clip(slice_from_string(str(trim_text), fits_convention=True), shape)
+                trim = _clip(_slice(str(trim_text)), shape)
             else:
                 trim = (slice(0, rows), slice(0, overscan[1].start)) \
                     if overscan[1].start > 0 else (slice(0, rows), slice(0, cols))

@@ -17,6 +17,12 @@ Three layers, each usable alone:
     One file per frame of the real night of 2013-07-04 at Feder Observatory
     (MaxIm DL 5.21, Apogee camera): every keyword of the real header, pixels
     from a `SyntheticCamera` that `sample_camera` rebuilds for comparison.
+`make_ccdsoft_night`
+    A small night as CCDSoft saves it for an SBIG camera, with the traps
+    of a lab night: flats saved as 'Light Frame', auto-dark-subtracted
+    lights, a ``BIAS = 100`` pedestal card, binning 1 x 2, mixed flat
+    exposures, two cooler set-points, an arc frame without IMAGETYP and a
+    light named ``flat-field-target.fits``; each file's truth is returned.
 
 Nothing here touches the GUI; everything is deterministic for a given seed.
 """
@@ -42,7 +48,9 @@ __all__ = ["FRAME_KINDS", "HEADER_STYLES", "FrameInfo", "SyntheticCamera",
            "make_header", "write_frame", "write_night", "feder_rows",
            "feder_header", "sample_camera", "sample_frame_infos",
            "make_sample_night", "dark_current_at", "FEDER_SHAPE",
-           "FEDER_OVERSCAN_START", "SAMPLE_SCALE"]
+           "FEDER_OVERSCAN_START", "SAMPLE_SCALE", "make_ccdsoft_night",
+           "CcdsoftNight", "TrapFrame", "CCDSOFT_PEDESTAL", "CCDSOFT_BINNING",
+           "CCDSOFT_SET_POINTS"]
 
 #: The four frame types the camera makes.
 FRAME_KINDS = ("bias", "dark", "flat", "light")
@@ -1238,3 +1246,301 @@ def make_sample_night(directory, *, scale=SAMPLE_SCALE, seed=0, overwrite=False,
             os.remove(path)
         raise
     return paths
+
+
+# -- a CCDSoft / SBIG night full of traps ----------------------------------------
+
+#: The pedestal CCDSoft writes as ``BIAS = 100``: ADU added to every pixel of
+#: a frame the camera software dark-subtracted, so noise never clips at 0.
+CCDSOFT_PEDESTAL = 100
+#: Binning of the CCDSoft night, (x, y) as XBINNING/YBINNING say it.
+CCDSOFT_BINNING = (1, 2)
+#: The two cooler set-points of the CCDSoft night, deg C.
+CCDSOFT_SET_POINTS = (-10.0, -5.0)
+
+
+@dataclass
+class TrapFrame:
+    """One file of `make_ccdsoft_night` and the truth about it.
+
+    Attributes
+    ----------
+    path : str
+    frametype : str
+        What the frame really is: 'bias', 'dark', 'flat', 'light', or
+        'unknown' for the arc-lamp frame (no calibration type at all).
+    imagetyp : str or None
+        What its header's IMAGETYP says (None: no IMAGETYP card).
+    exptime : float
+    filter : str or None
+    set_temp, ccd_temp : float
+        Cooler set-point and the sensor temperature written to CCD-TEMP.
+    dark_subtracted : bool
+        The camera software subtracted a dark of the same exposure and
+        temperature (bias included) and added the `CCDSOFT_PEDESTAL`; the
+        header says ``HISTORY Auto-Dark Subtraction``.
+    info : FrameInfo or None
+        The recipe (None for the arc); ``camera.ideal_light_of(info)`` is a
+        light's true signal.
+    """
+
+    path: str
+    frametype: str
+    imagetyp: object
+    exptime: float
+    filter: object
+    set_temp: float
+    ccd_temp: float
+    dark_subtracted: bool = False
+    info: object = None
+
+
+@dataclass
+class CcdsoftNight:
+    """What `make_ccdsoft_night` wrote: the camera and every file's truth."""
+
+    directory: str
+    camera: SyntheticCamera
+    frames: list
+
+    @property
+    def paths(self):
+        """Every path, in observing order."""
+        return [f.path for f in self.frames]
+
+    @property
+    def truth(self):
+        """Path -> true frame type."""
+        return {f.path: f.frametype for f in self.frames}
+
+    def of_type(self, frametype):
+        """The `TrapFrame` s that truly are ``frametype``, in observing order."""
+        return [f for f in self.frames if f.frametype == frametype]
+
+    def named(self, name):
+        """The `TrapFrame` of file name ``name`` (base name)."""
+        for frame in self.frames:
+            if os.path.basename(frame.path) == name:
+                return frame
+        raise KeyError(name)
+
+
+def _ccdsoft_header(imagetyp, exptime, filter, when, set_temp, ccd_temp, camera,
+                    image_id):
+    """A header as CCDSoft 5 writes it for an SBIG camera binned 1 x 2."""
+    xbin, ybin = CCDSOFT_BINNING
+    h = fits.Header()
+    h["OBJECT"] = ("M57" if imagetyp == "Light Frame" else "", "")
+    h["TELESCOP"] = ("", "")
+    h["OBSERVER"] = ("", "")
+    h["DATE-OBS"] = (_iso(when, 3), "GMT START OF EXPOSURE")
+    h["TIME-OBS"] = (when.strftime("%H:%M:%S") + f"{when.microsecond / 1e6:.3f}"[1:],
+                     "GMT START OF EXPOSURE")
+    h["EXPTIME"] = (float(exptime), "EXPOSURE IN SECONDS")
+    h["CCD-TEMP"] = (round(float(ccd_temp), 3), "CCD TEMP IN DEGREES C")
+    h["XPIXSZ"] = (9.0 * xbin, "PIXEL WIDTH IN MICRONS")
+    h["YPIXSZ"] = (9.0 * ybin, "PIXEL HEIGHT IN MICRONS")
+    h["XBINNING"] = (xbin, "HORIZONTAL BINNING FACTOR")
+    h["YBINNING"] = (ybin, "VERTICAL BINNING FACTOR")
+    h["XORGSUBF"] = (0, "SUB_FRAME ORIGIN X_POS")
+    h["YORGSUBF"] = (0, "SUB_FRAME ORIGIN Y_POS")
+    if filter is not None:
+        h["FILTER"] = (str(filter), "OPTICAL FILTER NAME")
+    if imagetyp is not None:
+        h["IMAGETYP"] = (imagetyp, "IMAGE TYPE")
+    h["SWCREATE"] = ("CCDSoft Version 5.00.216", "")
+    h["SET-TEMP"] = (float(set_temp), "TEMPERATURE SETPOINT IN DEGREES C")
+    h["COLORCCD"] = (0, "NON-ZERO IF COLOR CCD")
+    h["IMAGEID"] = (int(image_id), "IMAGE NUMBER")
+    h["EGAIN"] = (camera.gain, "ELECTRONS PER ADU")
+    h["E-GAIN"] = (camera.gain, "ELECTRONS PER ADU")
+    h["INSTRUME"] = ("SBIG ST-8 3 CCD Camera", "CAMERA MODEL")
+    h["BIAS"] = (CCDSOFT_PEDESTAL, "PEDESTAL ADDED TO DARK-SUBTRACTED IMAGES")
+    return h
+
+
+def _arc_lines(camera, rng):
+    """A spectrograph's arc-lamp frame: bright, sharp emission lines (ADU).
+
+    Each line is a Gaussian across the columns, as tall as the frame, with
+    a slit-edge taper along it: nothing like a flat (not smooth) or a star
+    field (no point sources), and far too bright for a dark.
+    """
+    ny, nx = camera.shape
+    x = np.arange(nx)[None, :]
+    y = (np.arange(ny)[:, None] + 0.5) / ny
+    taper = np.clip(1.0 - ((y - 0.5) / 0.55) ** 8, 0.0, 1.0)
+    lines = np.zeros(camera.shape)
+    for centre in rng.uniform(0.05, 0.95, 9) * nx:
+        height = rng.uniform(1500.0, 40000.0)
+        lines += height * np.exp(-0.5 * ((x - centre) / 1.1) ** 2) * taper
+    return camera._full(lines)
+
+
+def _ccdsoft_plan():
+    """(kind, exptime, count, set-point, extra) in observing order.
+
+    extra: 'header' (IMAGETYP written), 'name' (file name stem), 'autodark'
+    (how many of the group the camera dark-subtracted), 'stars'.
+    """
+    cold, warm = CCDSOFT_SET_POINTS
+    return [
+        ("bias", 0.0, 5, cold, {}),
+        ("dark", 2.0, 3, cold, {}),
+        ("dark", 5.0, 3, cold, {}),
+        ("dark", 60.0, 3, cold, {}),
+        # Twilight flats taken with the light-frame button: the trap.
+        ("flat", 2.0, 3, cold, {"header": "Light Frame", "level": 21000.0}),
+        ("flat", 5.0, 3, cold, {"header": "Light Frame", "level": 19000.0}),
+        ("unknown", 5.0, 1, cold, {"name": "arc-neon"}),
+        ("light", 60.0, 1, cold, {"name": "flat-field-target", "stars": 40}),
+        ("light", 60.0, 4, cold, {"name": "m57-R", "autodark": 2}),
+        ("bias", 0.0, 3, warm, {}),
+        ("dark", 60.0, 3, warm, {}),
+        ("light", 60.0, 2, warm, {"name": "m57-R", "autodark": 1}),
+    ]
+
+
+def _ccdsoft_name(kind, exptime, extra, counters):
+    if "name" in extra:
+        stem = extra["name"]
+    elif kind == "bias":
+        stem = "bias"
+    else:
+        stem = f"{kind}-" + ("R-" if kind == "flat" else "") + f"{exptime:g}s"
+    counters[stem] = counters.get(stem, 0) + 1
+    if stem == "flat-field-target":
+        return stem + ".fits"
+    return f"{stem}-{counters[stem]:03d}.fits"
+
+
+def make_ccdsoft_night(directory, seed=0, *, shape=(80, 120), overwrite=False):
+    """Write a night as CCDSoft saves it for an SBIG camera, full of traps.
+
+    Every trap a lab night with CCDSoft headers sets for a calibration
+    tool, in 34 small frames (``shape`` rows x columns, 80 x 120 by default),
+    R filter, binned 1 x 2 (``XBINNING = 1``, ``YBINNING = 2``), a
+    ``BIAS = 100`` pedestal card in every header, IMAGETYP spelled as
+    CCDSoft does ('Bias Frame', 'Dark Frame', 'Light Frame'):
+
+    - **flats saved as lights**: 3 flats of 2 s (~21000 ADU) and 3 of 5 s
+      (~19000 ADU), smooth and vignetted, with ``IMAGETYP = 'Light Frame'``
+      and names ``flat-R-2s-001.fits``, ``flat-R-5s-001.fits``...;
+    - **mixed flat exposures** with darks of both (3 x 2 s, 3 x 5 s) and of
+      the lights (60 s);
+    - **two cooler set-points**: at -10 C 5 bias, the 2 s, 5 s and 60 s
+      darks, the flats and 5 lights; then at -5 C 3 bias, 3 darks of 60 s
+      and 2 lights (dark current 1.7 x higher).  CCD-TEMP scatters by
+      ~0.1 C around SET-TEMP;
+    - **auto-dark lights**: 3 of the 6 ``m57-R-*.fits`` lights were
+      dark-subtracted by the camera software (``HISTORY Auto-Dark
+      Subtraction``): their pixels are ``flat * signal + 100`` plus noise;
+    - **an arc-lamp frame** ``arc-neon-001.fits`` with no IMAGETYP: bright
+      sharp lines, neither a dark nor a flat nor a light (truth 'unknown');
+    - **a light named** ``flat-field-target.fits``: IMAGETYP 'Light Frame'
+      and a field of stars; it is a light.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created if missing.
+    seed : int
+    shape : (int, int)
+        Rows, columns of each frame.
+    overwrite : bool
+        Replace files of the same names (else `CcdcalError` if one exists).
+
+    Returns
+    -------
+    CcdsoftNight
+        ``.frames``: a `TrapFrame` per file (path, true type, header's
+        IMAGETYP, exposure, set-point, CCD-TEMP, auto-dark flag, recipe) in
+        observing order; ``.paths``, ``.truth`` (path -> true type),
+        ``.of_type(kind)``, ``.named(file_name)``; ``.camera`` the
+        `SyntheticCamera` (bias ~100 ADU, gain 2.3 e-/ADU, read noise 15 e-,
+        0.5 e-/s dark current at -10 C; ``camera.flats['R']``...).
+
+    Examples
+    --------
+    >>> night = make_ccdsoft_night(tmp_path / 'ccdsoft')      # doctest: +SKIP
+    >>> [f.path for f in night.of_type('flat')][0]             # doctest: +SKIP
+    '.../flat-R-2s-001.fits'
+    """
+    directory = os.fspath(directory)
+    seed = int(seed)
+    cold = CCDSOFT_SET_POINTS[0]
+    camera = SyntheticCamera(
+        shape, bias_level=float(CCDSOFT_PEDESTAL), read_noise=15.0, gain=2.3,
+        dark_current=0.5, hot_pixel_fraction=2e-3, hot_pixel_rate=20.0,
+        filters=("R",), vignetting=0.3, seed=(seed, 5000), ccd_temp=cold)
+    rng = np.random.default_rng((seed, 5001))
+    when = datetime.datetime(2024, 10, 3, 0, 30, 0)
+    counters, jobs = {}, []
+    for kind, exptime, count, set_temp, extra in _ccdsoft_plan():
+        for n in range(count):
+            name = _ccdsoft_name(kind, exptime, extra, counters)
+            ccd_temp = set_temp + round(float(rng.normal(0.0, 0.1)), 2)
+            autodark = kind == "light" and n < extra.get("autodark", 0)
+            jobs.append((name, kind, exptime, set_temp, ccd_temp, autodark, extra, when))
+            when += datetime.timedelta(seconds=exptime + 8.0)
+    paths = [os.path.join(directory, job[0]) for job in jobs]
+    if not overwrite:
+        existing = [p for p in paths if os.path.exists(p)]
+        if existing:
+            raise CcdcalError(f"{existing[0]} already exists; pass overwrite=True "
+                              "to replace it")
+    os.makedirs(directory, exist_ok=True)
+    frames = []
+    for k, ((name, kind, exptime, set_temp, ccd_temp, autodark, extra, date), path) \
+            in enumerate(zip(jobs, paths)):
+        frames.append(_write_ccdsoft_frame(
+            camera, path, kind, exptime, set_temp, ccd_temp, autodark, extra, date,
+            (seed, k)))
+    return CcdsoftNight(directory, camera, frames)
+
+
+def _write_ccdsoft_frame(camera, path, kind, exptime, set_temp, ccd_temp, autodark,
+                         extra, date, seed):
+    """Render, label and write one frame of `make_ccdsoft_night`."""
+    dark_scale = 2.0 ** ((ccd_temp - camera.ccd_temp) / 6.3)
+    filter = "R" if kind in ("flat", "light") else None
+    info = None
+    if kind == "unknown":
+        rng = np.random.default_rng(seed)
+        dark = camera.dark_rate * exptime * dark_scale
+        image = camera.bias + dark + _arc_lines(camera, rng)
+        image = rng.poisson(np.clip(image - camera.bias, 0, None) * camera.gain) \
+            / camera.gain + camera.bias
+        image += rng.normal(0.0, camera.read_noise / camera.gain, camera.raw_shape)
+        data = np.clip(np.rint(image), 0, camera.saturation).astype(np.uint16)
+        imagetyp = None
+    else:
+        kwargs = {"seed": seed, "dark_scale": dark_scale,
+                  "cosmic_rays": 1 if kind in ("dark", "light") else 0}
+        if kind == "flat":
+            kwargs["level"] = extra["level"] * (1.0 + 0.01 * np.random.default_rng(
+                seed).standard_normal())
+        if kind == "light":
+            kwargs.update(sky=20.0, stars=extra.get("stars", 15),
+                          star_seed=(seed[0], 5002, _name_key(extra.get("name"))))
+        info = camera.plan_frame(kind, exptime, filter, **kwargs)
+        data = camera.render(info, dtype=np.float64)
+        if autodark:
+            # The camera subtracted a dark of this exposure (bias included)
+            # and added the pedestal.
+            data = data - (camera.bias + camera.dark_rate * exptime * dark_scale) \
+                + CCDSOFT_PEDESTAL
+        data = np.clip(np.rint(data), 0, camera.saturation).astype(np.uint16)
+        imagetyp = extra.get("header") or {"bias": "Bias Frame", "dark": "Dark Frame",
+                                           "light": "Light Frame"}[kind]
+    header = _ccdsoft_header(imagetyp, exptime, filter, date, set_temp, ccd_temp,
+                             camera, seed[1] + 1)
+    if autodark:
+        header.add_history("Auto-Dark Subtraction")
+        header.add_history(f"Dark Subtraction (Dark {exptime:g} sec, Bin1x2, "
+                           f"Temp {set_temp:g}C)")
+    write_frame(path, data, header, overwrite=True)
+    if info is not None:
+        camera.written[path] = info
+    return TrapFrame(path, kind, imagetyp, float(exptime), filter, float(set_temp),
+                     float(ccd_temp), bool(autodark), info)

@@ -55,18 +55,18 @@ def _note(role, data, choice, frame, gain):
     return f"flat divided: vignetting {100 * lost:.0f}% in the darkest corner"
 
 
-def calibration_steps(frame, match, *, gain=None, **kwargs):
+def calibration_steps(frame, match, options=None, *, gain=None):
     """The frame after each calibration step, with what each step removed.
 
     Parameters
     ----------
     frame : `~ginga_ccdcal.scan.Frame`
     match : `~ginga_ccdcal.match.MatchResult`
+    options : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
+        Passed to `~ginga_ccdcal.calibrate.calibrate_frame`.
     gain : float, optional
         e-/ADU, to give the dark current in electrons; taken from the
         header's GAIN/EGAIN when not given.
-    **kwargs
-        Passed to `~ginga_ccdcal.calibrate.calibrate_frame`.
 
     Returns
     -------
@@ -82,7 +82,7 @@ def calibration_steps(frame, match, *, gain=None, **kwargs):
     def keep(role, data, choice):
         steps.append(Step(role, _TITLES[role], data, _note(role, data, choice, frame, gain)))
 
-    calibrate_frame(frame, match, on_step=keep, **kwargs)
+    calibrate_frame(frame, match, options, on_step=keep)
     return steps
 
 

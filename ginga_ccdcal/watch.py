@@ -237,9 +237,9 @@ class FolderWatcher:
     existing : bool
         Handle the frames already in the folder at `start` (resume);
         otherwise only new or changed files are.
-    strict, gain, dark_scale, readnoise, cosmics
-        Passed to `ginga_ccdcal.calibrate.calibrate_and_write`; with
-        ``strict`` a light lacking a master is a problem, not written.
+    calibration : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
+        How each light is calibrated; with ``strict`` a light lacking a
+        master is a problem, not written.
     rebuild_masters : bool
         Live masters: when new bias, dark or flat frames arrive, rebuild the
         masters they make stale (and build missing ones) in ``masters_dir``
@@ -280,8 +280,7 @@ class FolderWatcher:
 
     def __init__(self, raw_dir, out_dir, *, masters_dir=None, masters=None,
                  on_result=None, on_event=None, poll=False, poll_interval=0.5,
-                 settle=30.0, recursive=True, existing=True, strict=False,
-                 gain=None, dark_scale="exposure", readnoise=None, cosmics=False,
+                 settle=30.0, recursive=True, existing=True, calibration=None,
                  aliases=None, rebuild_masters=False, master_options=None):
         self.raw_dir = os.path.abspath(os.fspath(raw_dir))
         if not os.path.isdir(self.raw_dir):
@@ -299,8 +298,7 @@ class FolderWatcher:
         self.settle = float(settle)
         self.recursive = bool(recursive)
         self.existing = bool(existing)
-        self._calibrate_kwargs = dict(strict=strict, gain=gain, dark_scale=dark_scale,
-                                      readnoise=readnoise, cosmics=cosmics)
+        self.calibration = calibration
         self.aliases = aliases
         self.counts = dict.fromkeys(STATUSES, 0)
         if rebuild_masters and self.masters_dir is None:
@@ -659,9 +657,9 @@ class FolderWatcher:
         notes = []
         try:
             # An output cut short (power lost after the rename) is redone.
-            path, ccd = calibrate_and_write(frame, match, self.out_dir,
+            path, ccd = calibrate_and_write(frame, match, self.out_dir, self.calibration,
                                             raw_root=self.raw_dir, overwrite=exists,
-                                            notes=notes, **self._calibrate_kwargs)
+                                            notes=notes)
         except OutputExists:
             return self._result(job, "exists", t_start, frame=frame, output=target,
                                 match=match, lines=lines)

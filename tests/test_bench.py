@@ -29,3 +29,23 @@ def test_combine_bench_quick(tmp_path):
                                     "sigclip-median"]
     assert all(r[-1] == "yes" for r in rows), out  # outputs agree per method
     assert "outputs agree: yes" in out
+
+
+@pytest.mark.bench
+def test_peers_bench_quick(tmp_path):
+    """Ours beside Siril (when siril-cli is installed): same master, a table."""
+    script = os.path.join(ROOT, "bench", "bench_peers.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5 x 256^2" in proc.stdout and "ours s" in proc.stdout
+    assert "MASTERS DIFFER" not in proc.stdout
+
+
+@pytest.mark.bench
+def test_startup_bench_quick():
+    script = os.path.join(ROOT, "bench", "bench_startup.py")
+    proc = subprocess.run([sys.executable, script, "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ginga-ccdcal --help" in proc.stdout and "imports of masters" in proc.stdout

@@ -9,7 +9,7 @@ from astropy.nddata import CCDData
 from astropy.stats import mad_std
 import ccdproc
 
-from ginga_ccdcal.calibrate import calibrate_and_write, calibrate_frame
+from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_and_write, calibrate_frame
 from ginga_ccdcal.errors import CalibrationError
 from ginga_ccdcal.masters import build_masters, master_data
 from ginga_ccdcal.match import match_light
@@ -156,7 +156,7 @@ def test_missing_flat_is_recorded_or_refused(tmp_path):
     assert ccd.header["CALSTAT"] == "BD"
     assert any("flat NOT applied" in h for h in ccd.header["HISTORY"])
     with pytest.raises(CalibrationError, match="no master flat for filter"):
-        calibrate_frame(light, match, strict=True)
+        calibrate_frame(light, match, CalibrationOptions(strict=True))
 
 
 @pytest.mark.parametrize("style", ["iraf", "maxim"])
@@ -192,7 +192,8 @@ def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
     scan, report = _reduce(tmp_path, camera, noise=True)
     light = scan.of_type("light")[0]
     match = match_light(light, report.masters)
-    path, ccd = calibrate_and_write(light, match, tmp_path / "out", gain=1.5, readnoise=9.0)
+    path, ccd = calibrate_and_write(light, match, tmp_path / "out",
+                                   CalibrationOptions(gain=1.5, readnoise=9.0))
     assert ccd.unit == u.electron
     adu = calibrate_frame(light, match)
     np.testing.assert_allclose(ccd.data, adu.data * 1.5, rtol=1e-6)
@@ -202,7 +203,7 @@ def test_gain_and_readnoise_uncertainty_like_ccdproc(tmp_path):
     back = CCDData.read(path)
     np.testing.assert_allclose(back.uncertainty.array, ccd.uncertainty.array, rtol=1e-6)
     with pytest.raises(CalibrationError, match="needs the gain"):
-        calibrate_frame(light, match, readnoise=9.0)
+        calibrate_frame(light, match, CalibrationOptions(readnoise=9.0))
 
 
 def test_cosmic_rays_cleaned_on_request(tmp_path):
@@ -216,8 +217,8 @@ def test_cosmic_rays_cleaned_on_request(tmp_path):
     light = scan.of_type("light")[0]
     match = match_light(light, report.masters)
     plain = calibrate_frame(light, match)
-    clean = calibrate_frame(light, match, cosmics=True, gain=camera.gain,
-                            readnoise=camera.read_noise)
+    clean = calibrate_frame(light, match, CalibrationOptions(
+        cosmics=True, gain=camera.gain, readnoise=camera.read_noise))
     hits = camera.written[light.path].cosmic_ray_mask(plain.shape)
     assert hits.any()
     plain_e = plain.data * camera.gain      # the cleaned frame is in electrons
@@ -238,5 +239,36 @@ def test_gain_from_header_prefers_egain(tmp_path):
     report = build_masters(scan.frames, tmp_path / "m")
     light = scan.of_type("light")[0]
     assert light.header["GAIN"] != light.header["EGAIN"]
-    ccd = calibrate_frame(light, match_light(light, report.masters), gain="header")
+    ccd = calibrate_frame(light, match_light(light, report.masters),
+                          CalibrationOptions(gain="header"))
     assert ccd.header["GAINCOR"] == pytest.approx(light.header["EGAIN"])
+
+
+def test_in_memory_api_agrees_with_file_path_and_by_hand(tmp_path):
+    """calibrate_ccd on a CCDData, calibrate_frame on the file and the
+    arithmetic a student writes with load_master give the same numbers."""
+    from ginga_ccdcal.calibrate import calibrate_ccd
+    from ginga_ccdcal.masters import load_master
+    camera = SyntheticCamera(shape=(40, 56), seed=3)
+    scan, report = _reduce(tmp_path, camera, noise=True)
+    light = scan.of_type("light")[0]
+    match = match_light(light, report.masters)
+    raw = CCDData.read(light.path, unit="adu")
+    before = raw.data.copy()
+    in_memory = calibrate_ccd(raw, match, name=light.name)
+    from_file = calibrate_frame(light, match)
+    np.testing.assert_array_equal(in_memory.data, from_file.data)
+    np.testing.assert_array_equal(raw.data, before)  # the input is left alone
+    assert in_memory.header["CALSTAT"] == "BDF"
+    bias, dark, flat = (load_master(c.master.path) for c in (match.bias, match.dark, match.flat))
+    by_hand = (raw.data.astype(np.float32) - bias.data
+               - np.float32(match.dark.scale) * dark.data) / flat.data
+    np.testing.assert_allclose(in_memory.data, by_hand, rtol=2e-6, atol=1e-3)
+    assert bias.unit == u.adu and bias.header["MSTRTYPE"].lower() == "bias"
+
+
+def test_options_checked_before_any_file_is_read():
+    with pytest.raises(CalibrationError, match="needs the gain"):
+        CalibrationOptions(readnoise=9.0)
+    with pytest.raises(CalibrationError, match="'exposure' or 'fit'"):
+        CalibrationOptions(dark_scale="ratio")

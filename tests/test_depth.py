@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from ginga_ccdcal.calibrate import calibrate_frame
+from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.dark_scale import fit_dark_scale
 from ginga_ccdcal.errors import CalibrationError
 from ginga_ccdcal.masters import build_masters, load_masters, master_data
@@ -29,7 +29,7 @@ def test_fitted_dark_scale_recovers_truth(tmp_path, true_scale):
     light = scan.of_type("light")[0]
     match = match_light(light, report.masters)
     expected = 2.5 * true_scale  # exposure ratio times the "temperature" factor
-    ccd = calibrate_frame(light, match, dark_scale="fit")
+    ccd = calibrate_frame(light, match, CalibrationOptions(dark_scale="fit"))
     assert ccd.header["DARKSCL"] == pytest.approx(expected, rel=0.02)
     assert ccd.header["DARKFIT"] is True
     # With the exposure ratio alone the hot pixels stay wrong when the
@@ -52,7 +52,8 @@ def test_fit_refuses_dark_with_bias_inside(tmp_path):
     report = build_masters(scan.frames, tmp_path / "m")
     light = scan.of_type("light")[0]
     with pytest.raises(CalibrationError, match="still contains the bias"):
-        calibrate_frame(light, match_light(light, report.masters), dark_scale="fit")
+        calibrate_frame(light, match_light(light, report.masters),
+                        CalibrationOptions(dark_scale="fit"))
 
 
 def test_fit_dark_scale_needs_structure():

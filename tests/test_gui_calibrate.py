@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from ginga_ccdcal.calibrate import calibrate_frame
+from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
@@ -241,7 +241,7 @@ def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_pat
     # dark scale fitted to the light
     plugin.w.dark_scale.set_text("fit to this light")
     calibrate_with_button(gui)
-    fitted = calibrate_frame(frame, match, dark_scale="fit")
+    fitted = calibrate_frame(frame, match, CalibrationOptions(dark_scale="fit"))
     assert np.allclose(gui.channel_image("Image_cal").get_data(), fitted.data,
                        equal_nan=True)
     assert not np.allclose(fitted.data, calibrate_frame(frame, match).data)
@@ -259,7 +259,8 @@ def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_pat
     plugin.w.readnoise.set_text("7")
     plugin.w.overwrite.set_state(True)
     calibrate_with_button(gui)
-    cleaned = calibrate_frame(frame, match, cosmics=True, gain=1.5, readnoise=7.0)
+    cleaned = calibrate_frame(frame, match,
+                              CalibrationOptions(cosmics=True, gain=1.5, readnoise=7.0))
     assert np.allclose(gui.channel_image("Image_cal").get_data(), cleaned.data,
                        equal_nan=True)
     header = fits.getheader(out)
@@ -289,7 +290,7 @@ def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_pat
     gui.fv.change_channel("Image")
     calibrate_with_button(gui)
     assert fits.getheader(out)["GAINCOR"] == pytest.approx(
-        calibrate_frame(frame, match, gain="header").header["GAINCOR"])
+        calibrate_frame(frame, match, CalibrationOptions(gain="header")).header["GAINCOR"])
     plugin.w.gain.set_text("lots")
     assert plugin.calibrate() is False
     assert plugin.messages.lines == ["Options: Gain (e-/ADU; or 'header', or blank) "

@@ -3,7 +3,8 @@
 import pytest
 
 from ginga_ccdcal.masters import MasterFrame
-from ginga_ccdcal.match import choose_dark, choose_flat, match_light
+from ginga_ccdcal.match import (choose_dark, choose_flat, compatible, match_light,
+                                setup_key)
 from ginga_ccdcal.scan import Frame
 
 SHAPE = (100, 120)
@@ -82,9 +83,11 @@ def test_closest_temperature_among_same_exposure():
     assert choose_dark(light(), masters).master.ccd_temp == -19.5
 
 
-def test_flat_by_filter_ignoring_case_and_space():
+def test_flat_by_filter_ignoring_spaces_and_warning_on_case():
     masters = [master("flat", 10.0, "R"), master("flat", 10.0, "V")]
-    assert choose_flat(light(filt=" v "), masters).master.filter == "V"
+    assert not choose_flat(light(filt=" V "), masters).warnings
+    case_only = choose_flat(light(filt=" v "), masters)
+    assert case_only.master.filter == "V" and case_only.warnings
     missing = choose_flat(light(filt="B"), masters)
     assert not missing
     assert "no master flat for filter B" in missing.reason and "R, V" in missing.reason
@@ -112,3 +115,62 @@ def test_describe_names_every_step():
     # Each master is named with its version (frames combined, build time).
     assert lines[1].startswith("dark: master_dark_120s.fits (5 frames) - scaled")
     assert lines[2] == "flat: master_flat_R.fits (5 frames) - filter R"
+
+
+# -- one rule for "which master fits this frame" (issue 10, item 8) ---------
+
+def test_usable_bias_including_dark_beats_closer_bias_subtracted_one():
+    # No master bias: the bias-subtracted dark, 0.5 C closer, cannot be
+    # used; the dark that includes the bias can, and must be chosen.
+    masters = [master("dark", 300.0, temp=-20.0, name="/m/sub.fits"),
+               master("dark", 300.0, temp=-19.5, bias_subtracted=False,
+                      name="/m/with_bias.fits")]
+    frame = light(temp=-20.0)
+    choice = choose_dark(frame, masters, bias_available=False)
+    assert choice.master is not None
+    assert choice.master.name == "with_bias.fits"
+    result = match_light(frame, masters)
+    assert result.bias_in_dark and result.missing == ["flat"]
+
+
+def test_with_a_bias_the_closer_temperature_wins():
+    masters = [BIAS, master("dark", 300.0, temp=-15.0, name="/m/warm.fits"),
+               master("dark", 300.0, temp=-19.5, bias_subtracted=False,
+                      name="/m/cold.fits")]
+    assert choose_dark(light(temp=-20.0), masters).master.name == "cold.fits"
+
+
+def test_compatible_checks_shape_binning_exposure_filter_and_temperature():
+    frame = light()
+    assert compatible(frame, master("bias", 0.0))
+    assert not compatible(frame, master("bias", 0.0, binning=(2, 2), shape=(50, 60)))
+    assert not compatible(frame, master("bias", 0.0, shape=(100, 100)))
+    assert compatible(frame, master("dark", 300.3))
+    assert not compatible(frame, master("dark", 120.0))
+    assert compatible(frame, master("dark", 120.0), exptime=120.0)
+    assert not compatible(frame, master("dark", 300.0, temp=-10.0), temp_tolerance=2.0)
+    assert compatible(frame, master("dark", 300.0, temp=-10.0))
+    assert compatible(frame, master("flat", 10.0, "R"))
+    assert not compatible(frame, master("flat", 10.0, "V"))
+    assert not compatible(frame, master("flat", 10.0, "r"))
+
+
+def test_setup_key_uses_the_raw_shape_of_trimmed_masters():
+    trimmed = MasterFrame(path="/m/b.fits", kind="bias", shape=(100, 110),
+                          raw_shape=SHAPE, overscan=True)
+    assert setup_key(trimmed) == setup_key(light())
+
+
+# -- filters (issue 10, item 7, match side) ---------------------------------
+
+def test_exact_filter_first_then_case_only_with_a_warning():
+    masters = [master("flat", 10.0, "R", name="/m/R.fits"),
+               master("flat", 10.0, "r", name="/m/r_sdss.fits")]
+    exact = choose_flat(light(filt="r"), masters)
+    assert exact.master.name == "r_sdss.fits" and not exact.warnings
+    exact = choose_flat(light(filt="R"), masters)
+    assert exact.master.name == "R.fits" and not exact.warnings
+    only_upper = choose_flat(light(filt="r"), masters[:1])
+    assert only_upper.master.name == "R.fits"
+    assert only_upper.warnings and "case" in only_upper.warnings[0]
+    assert "'r'" in only_upper.warnings[0] and "'R'" in only_upper.warnings[0]

@@ -485,3 +485,50 @@ def test_sample_night_refuses_a_full_folder_and_can_be_cancelled(tmp_path):
     assert os.listdir(empty) == []
     with pytest.raises(ValueError, match="scale"):
         make_sample_night(tmp_path / "big", scale=2.0)
+
+
+# -- the CCDSoft trap night ---------------------------------------------------------
+
+def test_ccdsoft_night_sets_every_trap(tmp_path):
+    from ginga_ccdcal.sample import CCDSOFT_PEDESTAL, make_ccdsoft_night
+    night = make_ccdsoft_night(tmp_path / "ccdsoft", seed=2)
+    counts = {}
+    for frame in night.frames:
+        counts[frame.frametype] = counts.get(frame.frametype, 0) + 1
+    assert counts == {"bias": 8, "dark": 12, "flat": 6, "light": 7, "unknown": 1}
+    headers = {os.path.basename(p): fits.getheader(p) for p in night.paths}
+    assert all(h["BIAS"] == CCDSOFT_PEDESTAL and (h["XBINNING"], h["YBINNING"]) == (1, 2)
+               and h["SWCREATE"].startswith("CCDSoft") for h in headers.values())
+    flats = night.of_type("flat")
+    assert {f.imagetyp for f in flats} == {"Light Frame"}
+    assert all(os.path.basename(f.path).startswith("flat-") for f in flats)
+    assert sorted({f.exptime for f in flats}) == [2.0, 5.0]
+    dark_times = {f.exptime for f in night.of_type("dark")}
+    assert {2.0, 5.0, 60.0} <= dark_times
+    assert {f.set_temp for f in night.frames} == {-10.0, -5.0}
+    assert all(abs(h["CCD-TEMP"] - h["SET-TEMP"]) < 0.5 for h in headers.values())
+    arc = night.named("arc-neon-001.fits")
+    assert arc.frametype == "unknown" and "IMAGETYP" not in headers["arc-neon-001.fits"]
+    target = night.named("flat-field-target.fits")
+    assert target.frametype == "light" and len(target.info.stars) >= 20
+    for frame in flats:
+        data = fits.getdata(frame.path).astype(float)
+        assert 15000 < np.median(data) < 25000
+        corners = np.median([data[:5, :5], data[-5:, -5:]])
+        assert corners < 0.9 * np.median(data)  # vignetted
+    # Auto-dark lights: the camera took away bias and dark, added the pedestal.
+    autodark = [f for f in night.of_type("light") if f.dark_subtracted]
+    assert len(autodark) == 3
+    cam = night.camera
+    for frame in autodark:
+        assert "Auto-Dark Subtraction" in str(headers[os.path.basename(frame.path)]["HISTORY"])
+        data = fits.getdata(frame.path).astype(float)
+        expected = cam.flats["R"] * cam.ideal_light_of(frame.info) + CCDSOFT_PEDESTAL
+        assert abs(np.median(data - expected)) < 2.0
+    plain = next(f for f in night.of_type("light") if not f.dark_subtracted
+                 and f.set_temp == -10.0 and f is not target)
+    data = fits.getdata(plain.path).astype(float)
+    expected = cam.bias + cam.dark_rate * 60.0 + cam.flats["R"] * cam.ideal_light_of(plain.info)
+    assert abs(np.median(data - expected)) < 2.0
+    with pytest.raises(CcdcalError, match="already exists"):
+        make_ccdsoft_night(tmp_path / "ccdsoft", seed=2)

@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from ginga_ccdcal import watch
-from ginga_ccdcal.calibrate import calibrate_frame
+from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.errors import FrameError
 from ginga_ccdcal.masters import build_masters, load_masters
 from ginga_ccdcal.match import match_light
@@ -323,7 +323,8 @@ def test_masters_folder_reloaded_when_it_changes(site, tmp_path):
 
 def test_strict_without_masters_is_a_problem_and_writes_nothing(site, tmp_path):
     col = Collector()
-    with site.watcher(col, masters_dir=tmp_path / "none", strict=True):
+    with site.watcher(col, masters_dir=tmp_path / "none",
+                      calibration=CalibrationOptions(strict=True)):
         site.write("x.fits")
         col.wait_for(1)
     [result] = col.results
@@ -424,14 +425,14 @@ def test_callback_errors_do_not_stop_the_watcher(site):
 
 def test_calibration_options_pass_through(site):
     col = Collector()
-    with site.watcher(col, gain=1.5, readnoise=9.0):
+    with site.watcher(col, calibration=CalibrationOptions(gain=1.5, readnoise=9.0)):
         path = site.write("x.fits")
         col.wait_for(1)
     [result] = col.results
     assert result.status == "calibrated"
     frame = frame_from_file(path)
     want = calibrate_frame(frame, match_light(frame, load_masters(str(site.masters_dir))),
-                           gain=1.5, readnoise=9.0)
+                           CalibrationOptions(gain=1.5, readnoise=9.0))
     assert str(result.ccd.unit) == "electron"
     with fits.open(result.output) as hdul:
         np.testing.assert_array_equal(hdul[0].data, want.data)

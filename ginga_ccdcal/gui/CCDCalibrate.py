@@ -77,7 +77,7 @@ import textwrap
 from ginga import GingaPlugin
 from ginga.gw import Viewers, Widgets
 
-from ..calibrate import calibrate_and_write
+from ..calibrate import CalibrationOptions, calibrate_and_write
 from ..describe import DARK_SCALES, parse_options, result_lines
 from ..errors import CcdcalError
 from ..masters import load_masters
@@ -474,8 +474,9 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         def work(progress, cancel):
             progress(0, 1, frame.name)
             try:
-                path, ccd = calibrate_and_write(frame, match, out_dir, raw_root=raw_root,
-                                                overwrite=overwrite, **options)
+                path, ccd = calibrate_and_write(frame, match, out_dir,
+                                                CalibrationOptions(**options),
+                                                raw_root=raw_root, overwrite=overwrite)
             except OutputExists as exc:
                 return exc.path, None
             progress(1, 1, frame.name)
@@ -531,9 +532,9 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                                  f"{out_dir} ..."])
 
         def work(progress, cancel):
-            return calibrate_lights(lights, masters, out_dir, raw_root=raw_root,
-                                    overwrite=overwrite, progress=progress,
-                                    cancel=cancel, **options)
+            return calibrate_lights(lights, masters, out_dir, CalibrationOptions(**options),
+                                    raw_root=raw_root, overwrite=overwrite,
+                                    progress=progress, cancel=cancel)
 
         return self.task.run(work, label="Calibrating all", on_done=self._all_done,
                              on_error=self._failed)
@@ -569,8 +570,9 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
         def work(progress, cancel):
             progress(0, 1, frame.name)
-            steps = calibration_steps(frame, match, gain=gain,
-                                      dark_scale=options["dark_scale"])
+            steps = calibration_steps(
+                frame, match, CalibrationOptions(dark_scale=options["dark_scale"]),
+                gain=gain)
             return steps, common_cuts(steps)
 
         return self.task.run(work, label="Steps", on_done=self._show_steps,
