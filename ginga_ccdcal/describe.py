@@ -12,7 +12,6 @@ text out.
 """
 
 import math
-import os
 
 from .classify import FRAME_TYPES
 from .errors import CcdcalError
@@ -21,10 +20,14 @@ from .group import DEFAULT_GROUP_KEYS
 __all__ = ["parse_group_keys", "type_text", "frame_summary", "group_summary",
            "aliases_text", "parse_aliases_text", "watch_result_lines",
            "result_lines", "provenance_text", "parse_options", "DARK_SCALES",
-           "format_number"]
+           "format_number", "checklist_items", "checklist_text", "FRAME_STATES",
+           "state_text", "match_state", "match_banner", "watch_state", "watch_banner"]
 
 # Section names of the spellings editor -> keys of the aliases file.
 _SECTIONS = {"types": "type", "type": "type", "filters": "filter", "filter": "filter"}
+
+#: Marks of a step applied / not applied (`checklist_text`).
+TICK, CROSS = "\u2713", "\u2717"
 
 #: Dark-scale choices: words a user picks -> ``calibrate_frame``'s value.
 DARK_SCALES = {"exposure ratio": "exposure", "fit to this light": "fit"}
@@ -287,3 +290,103 @@ def parse_options(dark_scale, cosmics, gain_text, readnoise_text):
     readnoise = number(readnoise_text, "Read noise (e-; or blank)") if readnoise_text else None
     return dict(dark_scale=dark_scale, cosmics=bool(cosmics), gain=gain,
                 readnoise=readnoise)
+
+
+def checklist_items(match):
+    """``[(step, applied, why), ...]`` for bias, dark and flat of a match.
+
+    ``applied`` is True when calibrating with this match applies the step:
+    a bias step is applied by a master bias or by a dark that still holds
+    the bias.  ``why`` is the core's reason (`~ginga_ccdcal.match.Choice`).
+
+    Parameters
+    ----------
+    match : `~ginga_ccdcal.match.MatchResult`
+    """
+    items = []
+    for choice in (match.bias, match.dark, match.flat):
+        if choice.role == "bias" and not choice and match.bias_in_dark:
+            items.append(("bias", True, "included in the dark (dark not bias-subtracted)"))
+            continue
+        name = f"{choice.master.name}: " if choice else ""
+        items.append((choice.role, bool(choice), name + choice.reason))
+    return items
+
+
+def checklist_text(match):
+    """``'bias ✓  dark ✓  flat ✗'`` for a match (None: ``'no masters'``)."""
+    if match is None:
+        return "no masters"
+    return "  ".join(f"{step} {TICK if ok else CROSS}"
+                     for step, ok, _ in checklist_items(match))
+
+
+#: What can be said of a raw frame once calibrating it was tried.
+FRAME_STATES = ("calibrated", "partly calibrated", "not calibrated", "failed")
+
+
+def state_text(state, why=""):
+    """A frame state as a table cell: ``'failed: truncated FITS'``."""
+    return f"{state}: {why}" if why else state
+
+
+def match_state(match):
+    """``(state, why)`` of a light calibrated with ``match`` (written).
+
+    Every step applied: ``'calibrated'``; some: ``'partly calibrated'``
+    naming the steps not applied; none: ``'not calibrated'``.
+    """
+    return _missing_state(match.missing)
+
+
+def _missing_state(missing):
+    if not missing:
+        return "calibrated", ""
+    why = "no master " + ", ".join(missing)
+    if len(missing) == 3:
+        return "not calibrated", why
+    return "partly calibrated", why
+
+
+def watch_banner(result):
+    """What a viewer should write over a watched light's result, or None.
+
+    The watcher's own ``banner`` when it gives one; otherwise worked out
+    from the match: ``'partly calibrated: flat NOT applied (no master
+    flat for filter V)'`` when steps are missing.
+    """
+    if hasattr(result, "banner"):
+        return result.banner
+    if result.status == "uncalibrated":
+        return f"NOT calibrated: {result.problem}"
+    if result.status != "calibrated" or result.match is None:
+        return None
+    return match_banner(result.match)
+
+
+def match_banner(match):
+    """``'partly calibrated: flat NOT applied (no master flat for filter V)'``
+    for a light calibrated with ``match``; None when every step is applied."""
+    if not match.missing:
+        return None
+    how = "NOT calibrated" if len(match.missing) == 3 else "partly calibrated"
+    return how + ": " + "; ".join(
+        f"{role} NOT applied ({getattr(match, role).reason})" for role in match.missing)
+
+
+def watch_state(result):
+    """``(state, why)`` of the raw frame of a `~ginga_ccdcal.watch.WatchResult`, or None.
+
+    None for results that say nothing about calibrating a light
+    (calibration frames, ignored files, outputs already there).
+    """
+    if result.status == "problem":
+        return "failed", result.problem or ""
+    if result.status == "uncalibrated":
+        return "not calibrated", result.problem or ""
+    if result.status != "calibrated":
+        return None
+    missing = getattr(result, "missing", None)
+    if missing is None and result.match is not None:
+        missing = result.match.missing
+    return _missing_state(missing or [])

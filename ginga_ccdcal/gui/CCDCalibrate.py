@@ -73,23 +73,24 @@ Settings live in ``plugin_CCDCalibrate.cfg`` in Ginga's settings folder:
 
 import os
 import textwrap
+import traceback
 
 from ginga import GingaPlugin
 from ginga.gw import Viewers, Widgets
 
-from ..calibrate import CalibrationOptions, calibrate_and_write
-from ..describe import DARK_SCALES, parse_options, result_lines
+from ..calibrate import CalibrationOptions, calibrate_and_write, output_path
+from ..describe import DARK_SCALES, match_banner, match_state, parse_options, result_lines
 from ..errors import CcdcalError
-from ..masters import load_masters
 from ..match import match_light
 from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
 from ..steps import calibration_steps, common_cuts
-from .common import (CAL_SUFFIX, FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     add_close_help, button_row, default_output_folder, get_session,
-                     panel_box, plugin_button, prepare_result_channel,
-                     result_channel_name, show_calibrated)
+from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, RunsTasks,
+                     TaskPanel, action_button, add_close_help, button_row, clear_banner,
+                     default_output_folder, get_session, panel_box, plugin_button,
+                     prepare_result_channel, report_problem, result_channel_name,
+                     show_banner, show_calibrated)
 
 __all__ = ["CCDCalibrate"]
 
@@ -160,6 +161,9 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.steps = []
         self.task = None
         self._callbacks_on = False
+        self._lookup_gen = 0
+        self._looking_up = False
+        self._masters_folder = None
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -184,6 +188,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                                      tooltip="Folder with masters made by CCD Masters")
         self.masters_row.add_callback("activated", self.masters_folder_cb)
         page.add_widget(self.masters_row.get_widget(), stretch=0)
+        self.checklist = ChecklistStrip()
+        page.add_widget(self.checklist.get_widget(), stretch=0)
 
         fr = Widgets.Frame("Masters it will use, and why")
         box = Widgets.VBox()
@@ -306,6 +312,14 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     # -- state ---------------------------------------------------------------
     @property
+    def busy(self):
+        """True while work runs, or the frame shown is still being looked up."""
+        return self._working() or self._looking_up
+
+    def _working(self):
+        return self.task is not None and self.task.busy
+
+    @property
     def cal_chname(self):
         """The channel calibrated frames are shown in."""
         return result_channel_name(self.chname,
@@ -352,34 +366,80 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     # -- following the channel and the other plugins ----------------------------
     def redo(self):
-        """A new image in the channel: work out what calibrating it takes."""
+        """A new image in the channel: work out what calibrating it takes.
+
+        The frame's header (when the browser's scan does not hold it) and
+        the masters are read in a worker thread; until the answer comes
+        back the buttons wait.  Messages of the previous frame go: they
+        would describe another frame.  Work already started (Calibrate,
+        Show steps) finishes with the frame it started on.
+        """
         if not self.gui_up:
             return
         self.frame = self.match = None
         self.w.choice.set_text("")
         self.w.missing.set_text("")
+        self.checklist.set_match(None, "")
+        if not self._working():
+            self.messages.clear()
         image = self.fitsimage.get_image()
         path = image.get("path", None) if image is not None else None
-        if path is None or not os.path.isfile(path):
+        if path is None:
             self._no_frame("No raw frame from a file in this channel: open a "
                            "light frame (e.g. click one in the CCD Browser).")
             return
-        try:
-            self.frame = self._frame_for(path)
-        except CcdcalError as exc:
-            self._no_frame(f"This file cannot be calibrated: {exc}")
+        self._enable_frame_buttons(False)
+        self.w.frame.set_text(f"{os.path.basename(path)}: reading ...")
+        self._look_up(path)
+
+    def _look_up(self, path):
+        """Frame and match of ``path`` off the GUI thread (newest request wins)."""
+        self._lookup_gen += 1
+        gen = self._lookup_gen
+        self._looking_up = True
+        folder = self.masters_row.get_path()
+        session = self.session
+
+        def work():
+            frame = masters = problem = None
+            try:
+                if not os.path.isfile(path):
+                    problem = ("No raw frame from a file in this channel: open a "
+                               "light frame (e.g. click one in the CCD Browser).")
+                else:
+                    frame = self._frame_for(path)
+                    masters = session.masters_in(folder)
+            except CcdcalError as exc:
+                problem = f"This file cannot be calibrated: {exc}"
+            except Exception as exc:  # a bug: log it fully, tell the user briefly
+                self.logger.error(f"CCDCalibrate: {path}: {exc}\n" + traceback.format_exc())
+                problem = (f"unexpected error ({exc.__class__.__name__}: {exc}); "
+                           "details are in Ginga's log")
+            match = match_light(frame, masters) if frame is not None and masters else None
+            self.fv.gui_do(self._looked_up, gen, path, frame, masters, match, folder,
+                           problem)
+
+        self.fv.nongui_do(work)
+
+    def _looked_up(self, gen, path, frame, masters, match, folder, problem):
+        if gen != self._lookup_gen:
+            return            # the user has moved on to another image
+        self._looking_up = False
+        if not self.gui_up:
             return
-        frame = self.frame
+        if problem:
+            self._no_frame(problem)
+            return
         if is_product(frame.header):
-            self.frame = None
             self._no_frame(f"{os.path.basename(path)} was written by ginga-ccdcal "
                            "(a master or calibrated frame), not a raw frame.")
             return
-        text = (f"{frame.name}: {frame.frametype}, {frame.exptime} s, "
-                f"filter {frame.filter}")
-        self.w.frame.set_text(text)
+        self.frame = frame
+        self.masters, self._masters_folder = masters, folder
+        self.w.frame.set_text(f"{frame.name}: {frame.frametype}, {frame.exptime} s, "
+                              f"filter {frame.filter}")
         self.output_row.set_path(self._output_folder_for(frame))
-        self.update_match()
+        self._show_match(frame, masters, match, folder)
 
     def _no_frame(self, message):
         self.w.frame.set_text(message)
@@ -414,34 +474,39 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
             self.update_match()
 
     def _scan_changed_cb(self, session, scan):
-        if self.gui_up and not self.busy:
+        if self.gui_up and not self._working():
             self.masters_row.set_path(session.masters_folder)
             self.redo()
 
     def update_match(self):
-        """Match the frame to the masters and show the choice."""
-        if self.frame is None:
-            return
-        frame = self.frame
-        folder = self.masters_row.get_path()
-        self.masters = load_masters(folder)
-        if not self.masters:
+        """Match the frame to the masters again (masters folder changed)."""
+        if self.frame is not None:
+            image = self.fitsimage.get_image()
+            path = image.get("path", None) if image is not None else None
+            if path is not None:
+                self._look_up(path)
+
+    def _show_match(self, frame, masters, match, folder):
+        """Show which masters calibrating ``frame`` takes, and why."""
+        if not masters:
             self.match = None
             self.w.choice.set_text("")
+            self.checklist.set_match(None, f"no masters in {folder}")
             self.w.missing.set_text(f"No masters in {folder}.\nBuild them with "
                                     "CCD Masters, or choose the folder that has them.")
             self._enable_frame_buttons(False)
             self.w.open_masters.set_enabled(True)
             return
-        self.match = match_light(frame, self.masters)
-        lines = list(self.match.describe())
+        self.match = match
+        self.checklist.set_match(match, f"for {frame.name}")
+        lines = list(match.describe())
         if frame.frametype != "light":
             lines.insert(0, f"note: this frame is a {frame.frametype}, not a "
                          "light; it will be calibrated as a light.")
         self.w.choice.set_text("\n".join(lines))
-        missing = self.match.missing
+        missing = match.missing
         if missing:
-            reasons = "\n".join(f"  {role}: {getattr(self.match, role).reason}"
+            reasons = "\n".join(f"  {role}: {getattr(match, role).reason}"
                                 for role in missing)
             self.w.missing.set_text(f"Missing master(s):\n{reasons}\nCalibrating "
                                     "now skips these steps (noted in the header).")
@@ -461,7 +526,11 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     # -- calibrating one frame -------------------------------------------------
     def calibrate(self):
-        """Calibrate the channel's frame off the GUI thread; False if not started."""
+        """Calibrate the channel's frame off the GUI thread; False if not started.
+
+        Messages, output and state all belong to the frame shown when it
+        started, even if the user opens another meanwhile.
+        """
         prepared = self._prepared()
         if prepared is None:
             return False
@@ -482,10 +551,12 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
             progress(1, 1, frame.name)
             return path, ccd
 
-        return self.task.run(work, label="Calibrating", on_done=self._calibrated,
-                             on_error=self._failed)
+        return self.task.run(work, label="Calibrating",
+                             on_done=lambda result: self._calibrated(frame, match, result),
+                             on_error=lambda message, cancelled: self._failed(
+                                 frame, message, cancelled))
 
-    def _calibrated(self, result):
+    def _calibrated(self, frame, match, result):
         path, ccd = result
         self.result_path = path
         self.result = ccd
@@ -493,19 +564,31 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         method = self.settings.get("autocut_method", "zscale")
         if ccd is None:
             prepare_result_channel(self.fv, chname, method)
+            clear_banner(self.fv, chname)
             self.messages.set_lines([f"{path} already exists: showing it. Tick "
                                      "'Replace existing' to calibrate again."])
             self.fv.nongui_do(self.fv.load_file, path, chname=chname)
             return
         show_calibrated(self.fv, ccd, path, chname, method)
-        ratio = self.match.dark.scale if self.match.dark else None
-        self.messages.set_lines([f"Calibrated {self.frame.name} -> {path}"]
+        banner = match_banner(match)
+        if banner:
+            show_banner(self.fv, chname, f"{frame.name}: {banner}")
+        else:
+            clear_banner(self.fv, chname)
+        self.session.set_frame_state(frame.path, *match_state(match))
+        ratio = match.dark.scale if match.dark else None
+        self.messages.set_lines([f"Calibrated {frame.name} -> {path}"]
+                                + ([banner] if banner else [])
                                 + result_lines(ccd.header, ratio)
-                                + [f"warning: {w}" for w in self.match.warnings])
+                                + [f"warning: {w}" for w in match.warnings])
 
-    def _failed(self, message, cancelled):
-        self.messages.set_lines(["Cancelled." if cancelled
-                                 else f"Not calibrated: {message}"])
+    def _failed(self, frame, message, cancelled):
+        if cancelled:
+            self.messages.set_lines(["Cancelled."])
+            return
+        self.messages.set_lines([f"{frame.name}: not calibrated: {message}"])
+        self.session.set_frame_state(frame.path, "failed", message)
+        report_problem(self.fv, f"CCD Calibrate: {frame.name}: not calibrated: {message}")
 
     # -- calibrating the whole scan --------------------------------------------
     def calibrate_all(self):
@@ -516,8 +599,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                                      "Browser first."])
             return False
         folder = self.masters_row.get_path()
-        masters = load_masters(folder)
-        if not masters:
+        if folder == self._masters_folder and not self.masters:
+            # known from looking at the frame shown; else the worker checks
             self.messages.set_lines([f"No masters in {folder}: build them with "
                                      "CCD Masters first."])
             self.w.open_masters.set_enabled(True)
@@ -528,19 +611,34 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         out_dir = self.session.output_folder
         raw_root = self.session.folder
         overwrite = self.w.overwrite.get_state()
+        session = self.session
         self.messages.set_lines([f"Calibrating {len(lights)} light frames into "
                                  f"{out_dir} ..."])
 
         def work(progress, cancel):
-            return calibrate_lights(lights, masters, out_dir, CalibrationOptions(**options),
-                                    raw_root=raw_root, overwrite=overwrite,
-                                    progress=progress, cancel=cancel)
+            masters = session.masters_in(folder)
+            if not masters:
+                raise CcdcalError(f"no masters in {folder}: build them with CCD "
+                                  "Masters first")
+            report = calibrate_lights(lights, masters, out_dir,
+                                      CalibrationOptions(**options), raw_root=raw_root,
+                                      overwrite=overwrite, progress=progress,
+                                      cancel=cancel)
+            return report, _light_states(lights, masters, report, out_dir, raw_root)
 
         return self.task.run(work, label="Calibrating all", on_done=self._all_done,
-                             on_error=self._failed)
+                             on_error=self._all_failed)
 
-    def _all_done(self, report):
+    def _all_failed(self, message, cancelled):
+        self.messages.set_lines(["Cancelled." if cancelled else f"Not calibrated: {message}"])
+        if "no masters" in message:
+            self.w.open_masters.set_enabled(True)
+
+    def _all_done(self, result):
+        report, states = result
         self.all_report = report
+        for path, state in states.items():
+            self.session.set_frame_state(path, *state)
         lines = [f"{len(report.written)} calibrated, {len(report.existing)} already "
                  f"there (kept), {len(report.problems)} failed; in "
                  f"{self.session.output_folder}"]
@@ -551,6 +649,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         if report.problems:
             lines.append("Not calibrated:")
             lines += [f"  {p}" for p in report.problems]
+            for problem in report.problems:
+                report_problem(self.fv, f"CCD Calibrate: not calibrated: {problem}")
         self.messages.set_lines(lines)
 
     # -- the teaching view -------------------------------------------------------
@@ -575,10 +675,11 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                 gain=gain)
             return steps, common_cuts(steps)
 
-        return self.task.run(work, label="Steps", on_done=self._show_steps,
+        return self.task.run(work, label="Steps",
+                             on_done=lambda result: self._show_steps(frame, match, result),
                              on_error=self._steps_failed)
 
-    def _show_steps(self, result):
+    def _show_steps(self, frame, match, result):
         steps, cuts = result
         self.steps = steps
         for i, panel in enumerate(self.step_panels):
@@ -586,19 +687,32 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                 panel.show(steps[i], cuts[i])
             else:
                 panel.hide()
-        title = f"{self.frame.name} step by step"
-        if any(c.master.overscan for c in (self.match.bias, self.match.dark, self.match.flat)
-               if c):
+        title = f"{frame.name} step by step"
+        if any(c.master.overscan for c in (match.bias, match.dark, match.flat) if c):
             title += "; raw = after overscan subtraction and trim"
-        if self.match.missing:
-            title += "; no master for: " + ", ".join(self.match.missing)
+        if match.missing:
+            title += "; no master for: " + ", ".join(match.missing)
         self.w.steps_title.set_text(title + ".\nSame contrast about each panel's "
                                     "sky level; drag or zoom one to move all.")
         self.w.pages.set_index(1)
-        self.messages.set_lines([f"Steps of {self.frame.name}: see the Steps page."]
+        self.messages.set_lines([f"Steps of {frame.name}: see the Steps page."]
                                 + [f"{s.title}: {s.note}" for s in steps])
 
     def _steps_failed(self, message, cancelled):
         self.messages.set_lines(["Cancelled." if cancelled
                                  else f"Steps not shown: {message}"])
 
+
+
+def _light_states(lights, masters, report, out_dir, raw_root):
+    """``{raw path: (state, why)}`` of the lights a `calibrate_lights` run wrote or failed."""
+    written = set(report.written)
+    states = {}
+    for light in lights:
+        if output_path(light, out_dir, raw_root) in written:
+            states[light.path] = match_state(match_light(light, masters))
+        else:
+            failed = [p for p in report.problems if light.path in p or light.name in p]
+            if failed:
+                states[light.path] = ("failed", failed[0])
+    return states

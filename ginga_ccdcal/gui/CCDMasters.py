@@ -50,9 +50,11 @@ from ginga.gw import Widgets
 
 from ..describe import provenance_text
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
+from ..match import match_light
 from ..safe_write import ensure_folder
-from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     add_close_help, button_row, float_spin, get_session, panel_box, plugin_button)
+from .common import (ChecklistStrip, FolderRow, MessageArea, RunsTasks, TaskPanel,
+                     action_button, add_close_help, button_row, float_spin, get_session,
+                     panel_box, plugin_button, report_problem)
 
 __all__ = ["CCDMasters"]
 
@@ -88,6 +90,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         self.report = None
         self.task = None
         self._loading = 0
+        self._refresh_gen = 0
+        self._refreshing = False
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -144,6 +148,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
                                     tooltip="Where masters are written and looked for")
         self.folder_row.add_callback("activated", self.folder_cb)
         top.add_widget(self.folder_row.get_widget(), stretch=0)
+        self.checklist = ChecklistStrip()
+        top.add_widget(self.checklist.get_widget(), stretch=0)
 
         self.w.build = action_button("Build masters", "Combine the frames into "
                                      "masters (in the background)", self.build)
@@ -201,8 +207,9 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
     # -- state ---------------------------------------------------------------
     @property
     def busy(self):
-        """True while masters are being built or opened in the channel."""
-        return (self.task is not None and self.task.busy) or self._loading > 0
+        """True while masters are being built, listed or opened in the channel."""
+        return ((self.task is not None and self.task.busy) or self._loading > 0
+                or self._refreshing)
 
     def input_frames(self):
         """The calibration frames of the browser's scan, by kind."""
@@ -298,6 +305,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         if report.problems:
             lines.append("Problems:")
             lines += [f"  {p}" for p in report.problems]
+            for problem in report.problems:
+                report_problem(self.fv, f"CCD Masters: {problem}")
         self.messages.set_lines(lines)
         self.session.masters_built()
         self.open_masters([m.path for m in report.masters])
@@ -336,9 +345,41 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
 
     # -- the list of masters ---------------------------------------------------
     def refresh_list(self):
-        """Show the masters in the masters folder, marking stale ones."""
-        self.masters = self.session.masters()
-        stale = {m.path: n for m, n in stale_masters(self.masters, self.session.frames())}
+        """Show the masters in the masters folder, marking stale ones.
+
+        The folder is read in a worker thread (only when it changed:
+        `Session.masters_in`); the list follows when it is done.
+        """
+        self._refresh_gen += 1
+        gen = self._refresh_gen
+        self._refreshing = True
+        folder = self.session.masters_folder
+        frames = self.session.frames()
+        lights = self.session.frames("light")
+        session = self.session
+
+        def work():
+            masters = session.masters_in(folder)
+            stale = {m.path: n for m, n in stale_masters(masters, frames)}
+            match = match_light(lights[-1], masters) if lights and masters else None
+            self.fv.gui_do(self._show_list, gen, masters, stale,
+                           lights[-1] if lights else None, match, folder)
+
+        self.fv.nongui_do(work)
+
+    def _show_list(self, gen, masters, stale, light, match, folder):
+        if gen != self._refresh_gen:
+            return
+        self._refreshing = False
+        if not self.gui_up:
+            return
+        self.masters = masters
+        if light is None:
+            self.checklist.set_match(None, "no light in the scan")
+        elif match is None:
+            self.checklist.set_match(None, f"no masters in {folder}")
+        else:
+            self.checklist.set_match(match, f"for {light.name} (last light)")
         tree = {}
         for master in self.masters:
             if self._reported_stale.get(master.path, master.mtime) != master.mtime:

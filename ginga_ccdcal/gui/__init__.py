@@ -14,7 +14,11 @@ modules rather than files put on ``sys.path``.  `ginga_ccdcal.gui.viewer`
 starts the reference viewer with them (``ginga-ccdcal gui``).
 
 ``CCDBrowser`` (global)
-    scan a folder of raw frames, group them by header keywords.
+    scan a folder of raw frames, group them by header keywords, correct
+    their types; each frame's calibration state.
+``CCDWatch`` (global)
+    calibrate each new light as the camera writes it and show it
+    (quick-look at the telescope).
 ``CCDMasters`` (global)
     build master bias/dark/flat frames from the browser's scan.
 ``CCDCalibrate`` (local)
@@ -37,7 +41,7 @@ if toolkit.get_family() is None:
     # still wins: nothing here imports ginga.gw.
     toolkit.choose()
 
-__all__ = ["browser_spec", "masters_spec", "calibrate_spec", "inspect_spec",
+__all__ = ["browser_spec", "watch_spec", "masters_spec", "calibrate_spec", "inspect_spec",
            "CATEGORY"]
 
 #: The Operations-menu category our plugins appear under.
@@ -50,6 +54,14 @@ def browser_spec():
     return Bunch(module="CCDBrowser", klass="CCDBrowser", pfx=_PFX,
                  ptype="global", workspace="right", start=False,
                  category=CATEGORY, menu="CCD Browser [G]", tab="CCD Browser",
+                 enabled=True)
+
+
+def watch_spec():
+    """Plugin spec of CCD Watch (global, right-hand panel)."""
+    return Bunch(module="CCDWatch", klass="CCDWatch", pfx=_PFX,
+                 ptype="global", workspace="right", start=False,
+                 category=CATEGORY, menu="CCD Watch [G]", tab="CCD Watch",
                  enabled=True)
 
 

@@ -12,7 +12,12 @@
   `plugin_button`, `float_spin` -- the small widget patterns every plugin
   panel repeats.
 * `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
-  channel with cut levels that show the sky (CCD Calibrate, watch mode).
+  channel with cut levels that show the sky (CCD Calibrate, CCD Watch).
+* `show_banner`, `clear_banner` -- a warning written over a channel's
+  image (a light calibrated with steps missing, a watch with no masters).
+* `ChecklistStrip` -- "bias ✓ dark ✓ flat ✗" for one set-up, the same in
+  every CCD plugin.
+* `report_problem` -- a problem line also sent to Ginga's Errors tab.
 
 Nothing here does calibration: the work functions handed to `TaskPanel`
 call the GUI-free core.
@@ -29,6 +34,7 @@ from ginga.gw import Widgets
 from ginga.misc.Callback import Callbacks
 
 from ..classify import FRAME_TYPES
+from ..describe import CROSS, TICK, checklist_items
 from ..errors import Cancelled, CcdcalError
 from ..masters import load_masters
 from ..progress import CancelToken
@@ -36,7 +42,8 @@ from ..progress import CancelToken
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
            "add_close_help", "action_button", "plugin_button", "float_spin",
-           "CAL_SUFFIX",
+           "CAL_SUFFIX", "ChecklistStrip", "show_banner", "clear_banner",
+           "banner_text", "report_problem", "STATE_COLORS",
            "result_channel_name", "prepare_result_channel", "show_calibrated"]
 
 #: Suffix of the channel calibrated frames of a channel are shown in.
@@ -68,6 +75,11 @@ class Session(Callbacks):
     ``masters-stale(session, masters)``
         raw frames newer than these masters (a list of
         `~ginga_ccdcal.masters.MasterFrame`) just arrived (watch mode).
+    ``states-changed(session, paths)``
+        the calibration state of these raw frames changed (`frame_states`).
+    ``scan-wanted(session, folder, quiet)``
+        a plugin (CCD Watch) wants ``folder`` scanned again -- new frames
+        arrived; the browser rescans it, re-reading only new files.
 
     Attributes
     ----------
@@ -84,12 +96,20 @@ class Session(Callbacks):
         The user's header spellings (`ginga_ccdcal.classify.load_aliases`)
         as the browser loaded or saved them; pass them to the core
         wherever a frame is read (``aliases=``).
+    frame_states : dict
+        ``{raw path: (state, why)}``: what the last calibration of a raw
+        frame gave (`ginga_ccdcal.describe.FRAME_STATES`), set by CCD
+        Calibrate and CCD Watch, shown by the browser.
     """
 
     def __init__(self):
         super().__init__()
-        for name in ("scan-changed", "masters-changed", "masters-stale"):
+        for name in ("scan-changed", "masters-changed", "masters-stale",
+                     "states-changed", "scan-wanted"):
             self.enable_callback(name)
+        self.frame_states = {}
+        self._masters_cache = {}
+        self._masters_lock = threading.Lock()
         self.folder = None
         self.scan = None
         self.overrides = {}
@@ -98,8 +118,9 @@ class Session(Callbacks):
         self._masters_folder = None
 
     def reset(self):
-        """Forget the scan, the overrides and the chosen folders."""
+        """Forget the scan, the overrides, the states and the chosen folders."""
         self.overrides = {}
+        self.frame_states = {}
         self._output_folder = self._masters_folder = None
         self.set_scan(None, None)
         self.make_callback("masters-changed", self.masters_folder)
@@ -137,14 +158,28 @@ class Session(Callbacks):
         """Tell the plugins that new raw frames make ``masters`` out of date."""
         self.make_callback("masters-stale", list(masters))
 
+    def set_frame_state(self, path, state, why=""):
+        """Record what calibrating raw frame ``path`` gave, and tell the plugins."""
+        path = os.path.abspath(os.fspath(path))
+        self.frame_states[path] = (state, why or "")
+        self.make_callback("states-changed", [path])
+
+    def frame_state(self, path):
+        """``(state, why)`` of raw frame ``path``, or None if never calibrated here."""
+        return self.frame_states.get(os.path.abspath(os.fspath(path)))
+
+    def want_scan(self, folder, quiet=True):
+        """Ask the browser to rescan ``folder`` (new frames arrived)."""
+        self.make_callback("scan-wanted", os.fspath(folder), quiet)
+
     # -- scan --------------------------------------------------------------
     def set_scan(self, folder, scan):
         """Record a new scan of ``folder`` and tell the plugins."""
         folder = os.fspath(folder) if folder else None
-        if folder != self.folder:
+        if folder is not None and folder != self.folder:
             # overrides name files of the old folder
             self.overrides = {p: t for p, t in self.overrides.items()
-                              if folder and p.startswith(folder)}
+                              if folder and p.startswith(folder + os.sep)}
         self.folder = folder
         self.scan = scan
         self.make_callback("scan-changed", scan)
@@ -158,8 +193,41 @@ class Session(Callbacks):
         return self.scan.of_type(frametype)
 
     def masters(self):
-        """Masters found in ``masters_folder`` (empty if none)."""
-        return load_masters(self.masters_folder)
+        """Masters found in ``masters_folder`` (empty if none); see `masters_in`."""
+        return self.masters_in(self.masters_folder)
+
+    def masters_in(self, folder):
+        """The masters in ``folder``, read again only when the folder changed.
+
+        Every plugin asks on each image change; re-reading every master's
+        header each time is what made the GUI stall on large nights.  The
+        folder's signature (names, sizes, modification times: one
+        directory listing) says when the cached list is out of date.  Safe
+        to call from worker threads.
+        """
+        if not folder:
+            return []
+        folder = os.path.abspath(os.fspath(folder))
+        signature = _folder_signature(folder)
+        with self._masters_lock:
+            cached = self._masters_cache.get(folder)
+        if cached is not None and cached[0] == signature:
+            return list(cached[1])
+        masters = load_masters(folder)
+        with self._masters_lock:
+            self._masters_cache[folder] = (signature, masters)
+        return list(masters)
+
+
+def _folder_signature(folder):
+    """``(name, size, mtime)`` of each file in ``folder``: changes when a
+    master is added, rebuilt or removed (one listing, no file read)."""
+    try:
+        with os.scandir(folder) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                                for e in entries if e.is_file()))
+    except OSError:
+        return None
 
 
 def get_session(fv):
@@ -523,3 +591,100 @@ class MessageArea:
 
     def get_text(self):
         return "\n".join(self._lines)
+
+
+#: Colour of each frame state (`ginga_ccdcal.describe.FRAME_STATES`) in a tree.
+STATE_COLORS = {"calibrated": "darkgreen", "partly calibrated": "darkorange",
+                "not calibrated": "red", "failed": "red"}
+
+#: Tag of the banner object on a channel's canvas.
+_BANNER_TAG = "_ccdcal_banner"
+
+
+def show_banner(fv, chname, text, color="red"):
+    """Write ``text`` over the image of channel ``chname`` until `clear_banner`.
+
+    A Ginga canvas text in window coordinates, top left, on the channel's
+    private canvas, so it stays while images change under it: the banner
+    says something about what the channel shows *now* (a watch with no
+    masters, a light calibrated with steps missing), and whoever shows the
+    next image decides whether it stays.
+    """
+    channel = fv.get_channel_on_demand(chname)
+    canvas = channel.viewer.get_private_canvas()
+    canvas.delete_object_by_tag(_BANNER_TAG, redraw=False)
+    Text = canvas.get_draw_class("text")
+    canvas.add(Text(12, 28, text=text, coord="window", color=color, fontsize=13,
+                    bgcolor="black", bgalpha=0.75, borderpadding=6),
+               tag=_BANNER_TAG, redraw=True)
+
+
+def clear_banner(fv, chname):
+    """Remove the banner of channel ``chname`` (if any)."""
+    if not fv.has_channel(chname):
+        return
+    canvas = fv.get_channel(chname).viewer.get_private_canvas()
+    if canvas.has_tag(_BANNER_TAG):
+        canvas.delete_object_by_tag(_BANNER_TAG, redraw=True)
+
+
+def banner_text(fv, chname):
+    """The banner shown over channel ``chname``, or None."""
+    if not fv.has_channel(chname):
+        return None
+    canvas = fv.get_channel(chname).viewer.get_private_canvas()
+    if not canvas.has_tag(_BANNER_TAG):
+        return None
+    return canvas.get_object_by_tag(_BANNER_TAG).text
+
+
+def report_problem(fv, text):
+    """Send a problem line to Ginga's Errors tab too (without raising it):
+    an observer who closed a plugin's panel still finds it there."""
+    fv.show_error(text, raisetab=False)
+
+
+class ChecklistStrip:
+    """``Masters: bias ✓  dark ✓  flat ✗`` for one set-up, as every CCD plugin shows it.
+
+    Each step is a label, green with a tick when a master will be applied,
+    red with a cross when not; its tooltip is the core's reason
+    (`ginga_ccdcal.describe.checklist_items`).  ``set_match(None, why)``
+    shows why there is nothing to check (no frame, no masters folder).
+    """
+
+    def __init__(self, caption="Masters:"):
+        self.widget = Widgets.HBox()
+        self.widget.set_spacing(6)
+        self.widget.add_widget(Widgets.Label(caption), stretch=0)
+        self.steps = {}
+        for role in ("bias", "dark", "flat"):
+            label = Widgets.Label(f"{role} ?")
+            self.steps[role] = label
+            self.widget.add_widget(label, stretch=0)
+        self.subject = Widgets.Label("", halign="left")
+        self.widget.add_widget(self.subject, stretch=1)
+        self.items = []
+
+    def get_widget(self):
+        return self.widget
+
+    def set_match(self, match, subject=""):
+        """Show ``match`` (a `~ginga_ccdcal.match.MatchResult` or None) for ``subject``."""
+        self.items = checklist_items(match) if match is not None else []
+        applied = {role: (ok, why) for role, ok, why in self.items}
+        for role, label in self.steps.items():
+            if role not in applied:
+                label.set_text(f"{role} ?")
+                label.set_color(fg="gray")
+                label.set_tooltip(subject or "no frame to check")
+                continue
+            ok, why = applied[role]
+            label.set_text(f"{role} {TICK if ok else CROSS}")
+            label.set_color(fg="darkgreen" if ok else "red")
+            label.set_tooltip(why)
+        self.subject.set_text(subject)
+
+    def text(self):
+        """What the strip says, as one line (tests, logs)."""
+        return "  ".join(label.get_text() for label in self.steps.values())
