@@ -85,7 +85,8 @@ from ..group import DEFAULT_GROUP_KEYS, DEFAULT_TOLERANCES, group_frames
 from ..match import match_light
 from ..scan import scan_folder
 from .common import (CAL_SUFFIX, FRAME_TYPES, STATE_COLORS, ChecklistStrip, FolderRow,
-                     MessageArea, TaskPanel, action_button, add_close_help, button_row,
+                     MessageArea, TaskPanel, action_button, finish_panel, button_row,
+                     wrapping_label,
                      float_spin, get_session, panel_box, plugin_button, report_problem)
 
 __all__ = ["CCDBrowser"]
@@ -209,16 +210,14 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.messages = MessageArea("Messages", max_height=90)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        add_close_help(self, top)
-
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def _build_aliases(self):
         exp = Widgets.Expander("Header spellings")
         box = Widgets.VBox()
         box.set_spacing(2)
-        self.w.aliases_help = Widgets.Label("", halign="left")
+        self.w.aliases_help = wrapping_label()
         box.add_widget(self.w.aliases_help, stretch=0)
         self.w.aliases = Widgets.TextArea(wrap=False, editable=True)
         self.w.aliases.set_tooltip("One 'header value = ours' per line, under "

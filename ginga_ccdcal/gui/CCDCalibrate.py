@@ -87,7 +87,7 @@ from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
 from ..steps import calibration_steps, common_cuts
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, RunsTasks,
-                     TaskPanel, action_button, add_close_help, button_row, clear_banner,
+                     TaskPanel, action_button, finish_panel, wrapping_label, button_row, clear_banner,
                      default_output_folder, get_session, panel_box, plugin_button,
                      prepare_result_channel, report_problem, result_channel_name,
                      show_banner, show_calibrated)
@@ -173,14 +173,13 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.pages.add_widget(self._build_calibrate_page(), title="Calibrate")
         self.w.pages.add_widget(self._build_steps_page(), title="Steps")
         top.add_widget(self.w.pages, stretch=1)
-        add_close_help(self, top)
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def _build_calibrate_page(self):
         page = panel_box()
         fr = Widgets.Frame("Frame in this channel")
-        self.w.frame = Widgets.Label("", halign="left")
+        self.w.frame = wrapping_label()
         fr.set_widget(self.w.frame)
         page.add_widget(fr, stretch=0)
 
@@ -198,7 +197,7 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.choice.set_min_size(0, 60)
         self.w.choice.set_max_size(None, 110)
         box.add_widget(self.w.choice, stretch=1)
-        self.w.missing = Widgets.Label("", halign="left")
+        self.w.missing = wrapping_label()
         box.add_widget(self.w.missing, stretch=0)
         self.w.open_masters = plugin_button(self.fv, "Open CCD Masters", "CCDMasters",
                                             tooltip="Build the missing masters")
@@ -235,7 +234,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     def _build_options(self):
         fr = Widgets.Frame("Options")
-        grid = Widgets.GridBox(rows=2, columns=4)
+        # two columns, so the panel stays narrow on a laptop
+        grid = Widgets.GridBox(rows=4, columns=2)
         grid.set_spacing(4)
         grid.add_widget(Widgets.Label("Dark scale:"), 0, 0)
         self.w.dark_scale = Widgets.ComboBox()
@@ -244,19 +244,19 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.dark_scale.set_tooltip("Scale the master dark by the exposure ratio, "
                                       "or fit the factor to this light")
         grid.add_widget(self.w.dark_scale, 0, 1)
-        self.w.cosmics = Widgets.CheckBox("Remove cosmic rays")
-        self.w.cosmics.set_tooltip("Clean the calibrated frame with L.A.Cosmic")
-        grid.add_widget(self.w.cosmics, 0, 2)
         grid.add_widget(Widgets.Label("Gain (e-/ADU):"), 1, 0)
         self.w.gain = Widgets.TextEntry()
         self.w.gain.set_tooltip("Blank: keep ADU; a number or 'header' (GAIN/EGAIN): "
                                 "convert to electrons")
         grid.add_widget(self.w.gain, 1, 1)
-        grid.add_widget(Widgets.Label("Read noise (e-):"), 1, 2)
+        grid.add_widget(Widgets.Label("Read noise (e-):"), 2, 0)
         self.w.readnoise = Widgets.TextEntry()
         self.w.readnoise.set_tooltip("Blank: none; with a gain, the output gets an "
                                      "uncertainty (photon + read noise)")
-        grid.add_widget(self.w.readnoise, 1, 3)
+        grid.add_widget(self.w.readnoise, 2, 1)
+        self.w.cosmics = Widgets.CheckBox("Remove cosmic rays")
+        self.w.cosmics.set_tooltip("Clean the calibrated frame with L.A.Cosmic")
+        grid.add_widget(self.w.cosmics, 3, 1)
         fr.set_widget(grid)
         return fr
 

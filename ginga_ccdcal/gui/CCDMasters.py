@@ -53,7 +53,7 @@ from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..match import match_light
 from ..safe_write import ensure_folder
 from .common import (ChecklistStrip, FolderRow, MessageArea, RunsTasks, TaskPanel,
-                     action_button, add_close_help, button_row, float_spin, get_session,
+                     action_button, finish_panel, wrapping_label, button_row, float_spin, get_session,
                      panel_box, plugin_button, report_problem)
 
 __all__ = ["CCDMasters"]
@@ -100,7 +100,7 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
 
         fr = Widgets.Frame("Frames")
         box = Widgets.VBox()
-        self.w.source = Widgets.Label("", halign="left")
+        self.w.source = wrapping_label()
         box.add_widget(self.w.source, stretch=0)
         self.w.open_browser = plugin_button(self.fv, "Open CCD Browser", "CCDBrowser",
                                             "Scan a folder of raw frames first")
@@ -170,16 +170,14 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         fr = Widgets.Frame("Provenance (header of the selected master)")
         self.w.provenance = Widgets.TextArea(wrap=False, editable=False)
         self.w.provenance.set_font(self.fv.get_font("fixed", 9))
-        self.w.provenance.set_min_size(0, 150)
+        self.w.provenance.set_min_size(0, 90)
         fr.set_widget(self.w.provenance)
         top.add_widget(fr, stretch=2)
 
         self.messages = MessageArea("Messages", max_height=110)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        add_close_help(self, top)
-
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def start(self):

@@ -61,7 +61,8 @@ from ..describe import watch_banner, watch_result_lines, watch_state
 from ..errors import CcdcalError
 from ..match import match_light
 from ..watch import FolderWatcher
-from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, add_close_help,
+from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, finish_panel,
+                     wrapping_label,
                      button_row, clear_banner, default_output_folder, get_session,
                      panel_box, report_problem, result_channel_name, show_banner,
                      show_calibrated)
@@ -130,13 +131,12 @@ class CCDWatch(GingaPlugin.GlobalPlugin):
                                 f"{self.settings.get('poll_interval', 0.5):g} s instead "
                                 "of waiting for the system's notifications")
         top.add_widget(button_row(self.w.watch, self.w.live, self.w.poll), stretch=0)
-        self.w.watch_status = Widgets.Label("Not watching.", halign="left")
+        self.w.watch_status = wrapping_label("Not watching.")
         top.add_widget(self.w.watch_status, stretch=0)
 
         self.watch_log = MessageArea("Watch log", max_height=400)
         top.add_widget(self.watch_log.get_widget(), stretch=1)
-        add_close_help(self, top)
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def start(self):

@@ -8,7 +8,7 @@
   runner that does work off the GUI thread and comes back to it.
 * `FolderRow` -- caption, path entry, "Browse..." button.
 * `MessageArea` -- a read-only text area for problems and summaries.
-* `panel_box`, `add_close_help`, `button_row`, `action_button`,
+* `panel_box`, `finish_panel`, `add_close_help`, `button_row`, `action_button`,
   `plugin_button`, `float_spin` -- the small widget patterns every plugin
   panel repeats.
 * `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
@@ -41,7 +41,7 @@ from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
-           "add_close_help", "action_button", "plugin_button", "float_spin",
+           "add_close_help", "finish_panel", "wrapping_label", "action_button", "plugin_button", "float_spin",
            "CAL_SUFFIX", "ChecklistStrip", "show_banner", "clear_banner",
            "banner_text", "report_problem", "STATE_COLORS",
            "result_channel_name", "prepare_result_channel", "show_calibrated"]
@@ -238,6 +238,15 @@ def get_session(fv):
     return session
 
 
+def wrapping_label(text=""):
+    """A left-aligned label whose long lines wrap instead of widening the panel."""
+    label = Widgets.Label(text, halign="left")
+    widget = label.get_widget()
+    if hasattr(widget, "setWordWrap"):      # Qt; other toolkits keep one line
+        widget.setWordWrap(True)
+    return label
+
+
 def button_row(*buttons):
     """An HBox of buttons, left-aligned."""
     row = Widgets.HBox()
@@ -274,6 +283,23 @@ def add_close_help(plugin, box):
     row = button_row(action_button("Close", "Close this plugin", plugin.close),
                      action_button("Help", "How to use this plugin", plugin.help))
     box.add_widget(row, stretch=0)
+    return row
+
+
+def finish_panel(plugin, container, panel):
+    """Put a plugin's ``panel`` into Ginga's ``container``, laptop-proof.
+
+    The panel scrolls when the window is smaller than it wants (no panel
+    may force the main window taller than a 1280x800 screen), and the
+    "Close" / "Help" row stays in view below it.  Returns that row.
+    """
+    scroll = Widgets.ScrollArea()
+    scroll.set_widget(panel)
+    outer = Widgets.VBox()
+    outer.set_spacing(2)
+    outer.add_widget(scroll, stretch=1)
+    row = add_close_help(plugin, outer)
+    container.add_widget(outer, stretch=1)
     return row
 
 
@@ -409,7 +435,7 @@ class TaskPanel:
         self.cancel_button.set_enabled(False)
         row.add_widget(self.cancel_button, stretch=0)
         self.widget.add_widget(row, stretch=0)
-        self.status = Widgets.Label("", halign="left")
+        self.status = wrapping_label()
         self.widget.add_widget(self.status, stretch=0)
 
     @property
@@ -662,7 +688,7 @@ class ChecklistStrip:
             label = Widgets.Label(f"{role} ?")
             self.steps[role] = label
             self.widget.add_widget(label, stretch=0)
-        self.subject = Widgets.Label("", halign="left")
+        self.subject = wrapping_label()
         self.widget.add_widget(self.subject, stretch=1)
         self.items = []
 
