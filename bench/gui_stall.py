@@ -9,8 +9,11 @@ it follows each), calibrate one, a new light arriving while watching.
 
     python bench/gui_stall.py [--work DIR] [--lights 4]
 
-Prints the largest stall of each phase and what was going on.  Nothing is
-asserted: the numbers are for bench/RESULTS.md and the GUI issue.
+Prints the largest stall of each phase.  The first phase is Ginga alone
+showing one of the frames (no CCD plugin involved): the floor of every
+phase that displays a full-size image, since Ginga draws, computes cut
+levels and makes thumbnails on the GUI thread.  Nothing is asserted: the
+numbers are for the GUI issue.
 """
 
 import argparse
@@ -83,6 +86,16 @@ def main(argv=None):
     meter.start()
     try:
         get_session(fv).output_folder = out
+        # What Ginga itself costs to show one full-size frame, no CCD plugin
+        # involved: the floor of every phase that displays an image.
+        meter.enter("Ginga alone: show a light in a channel")
+        first_light = sorted(n for n in os.listdir(raw) if "light" in n.lower()
+                             or n.startswith("M13"))[0]
+        fv.add_channel("Plain")
+        fv.nongui_do(fv.load_file, os.path.join(raw, first_light), chname="Plain")
+        viewer.wait_for(lambda: fv.get_channel("Plain").viewer.get_image() is not None,
+                        120, "the plain load")
+        viewer.pump(1.0)
         meter.enter("scan")
         browser = viewer.open_browser(raw)
         viewer.wait_for(lambda: not browser.busy, 600, "the scan")

@@ -4,7 +4,7 @@
 **Plugin Type: Global**
 
 ``CCDBrowser`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operations" menu under "CCD Calibration", or start the
+Open it from the "Plugins" menu under "CCD Calibration", or start the
 viewer with ``ginga-ccdcal gui FOLDER``.
 
 **Usage**
@@ -84,10 +84,10 @@ from ..describe import (aliases_text, format_number, frame_summary, group_summar
 from ..group import DEFAULT_GROUP_KEYS, DEFAULT_TOLERANCES, group_frames
 from ..match import match_light
 from ..scan import scan_folder
-from .common import (CAL_SUFFIX, FRAME_TYPES, STATE_COLORS, ChecklistStrip, FolderRow,
-                     MessageArea, TaskPanel, action_button, finish_panel, button_row,
-                     wrapping_label,
-                     float_spin, get_session, panel_box, plugin_button, report_problem)
+from .common import (CAL_SUFFIX, ChecklistStrip, FRAME_TYPES, FolderRow, MessageArea,
+                     OwnHelp, STATE_COLORS, TaskPanel, action_button, button_row,
+                     finish_panel, float_spin, get_session, panel_box, plugin_button,
+                     report_problem, wrapping_label)
 
 __all__ = ["CCDBrowser"]
 
@@ -96,7 +96,7 @@ _COLUMNS = [("File / group", "name"), ("Frames", "count"), ("Type", "type"),
             ("State", "state")]
 
 
-class CCDBrowser(GingaPlugin.GlobalPlugin):
+class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
     """Folder scan, header-grouped tree, type overrides (see module help)."""
 
     def __init__(self, fv):

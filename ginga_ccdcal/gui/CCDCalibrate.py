@@ -5,8 +5,9 @@ and shows the calibration step by step.
 **Plugin Type: Local**
 
 ``CCDCalibrate`` is a local plugin: it works on the channel it was opened
-in.  Open it from the "Operations" menu under "CCD Calibration" while a
-raw light frame is shown in the channel.
+in.  Open it from the "Operation" button under the image ("CCD
+Calibration" > "CCD Calibrate") while a raw light frame is shown in the
+channel.
 
 **Usage**
 
@@ -54,7 +55,7 @@ raw light frame is shown in the channel.
   changed; dragging or zooming one moves them all.  Nothing is written.
 
 Why a separate ``<channel>_cal`` channel: the raw and the calibrated frame
-stay side by side, so you can switch or blink between them (Operations >
+stay side by side, so you can switch or blink between them (Operation >
 Analysis > Blink Channels) and compare with the same pan, zoom and cut
 tools; and the raw channel's history keeps holding only raw frames, so
 paging through it (and re-running this plugin on it) never mixes in
@@ -86,11 +87,11 @@ from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
 from ..steps import calibration_steps, common_cuts
-from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, RunsTasks,
-                     TaskPanel, action_button, finish_panel, wrapping_label, button_row, clear_banner,
-                     default_output_folder, get_session, panel_box, plugin_button,
-                     prepare_result_channel, report_problem, result_channel_name,
-                     show_banner, show_calibrated)
+from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
+                     RunsTasks, TaskPanel, action_button, button_row, clear_banner,
+                     default_output_folder, finish_panel, get_session, panel_box,
+                     plugin_button, prepare_result_channel, report_problem,
+                     result_channel_name, show_banner, show_calibrated, wrapping_label)
 
 __all__ = ["CCDCalibrate"]
 
@@ -140,7 +141,7 @@ class _StepPanel:
             viewer.zoom_fit()
 
 
-class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
+class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
     """One-click calibration of a channel's light frame (see module help)."""
 
     def __init__(self, fv, fitsimage):

@@ -64,8 +64,9 @@ from ginga.gw import Widgets
 
 from ..characterise import REPORT_FILES, characterise, characterise_folder, write_report
 from ..masters import load_masters
-from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     finish_panel, wrapping_label, button_row, default_output_folder, get_session, panel_box)
+from .common import (FolderRow, MessageArea, OwnHelp, RunsTasks, TaskPanel,
+                     action_button, button_row, default_output_folder, finish_panel,
+                     get_session, panel_box, wrapping_label)
 
 __all__ = ["CCDInspect", "PLOTS", "render_plots"]
 
@@ -108,7 +109,7 @@ def render_plots(report, folder, width):
     return scaled
 
 
-class CCDInspect(RunsTasks, GingaPlugin.GlobalPlugin):
+class CCDInspect(OwnHelp, RunsTasks, GingaPlugin.GlobalPlugin):
     """CCD characterisation of a night's calibration frames (see module help)."""
 
     def __init__(self, fv):

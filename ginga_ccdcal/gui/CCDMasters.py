@@ -5,7 +5,7 @@ scanned in the CCD Browser.
 **Plugin Type: Global**
 
 ``CCDMasters`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operations" menu under "CCD Calibration", or with the
+Open it from the "Plugins" menu under "CCD Calibration", or with the
 "Masters..." button of the CCD Browser.
 
 **Usage**
@@ -52,9 +52,10 @@ from ..describe import provenance_text
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
 from ..match import match_light
 from ..safe_write import ensure_folder
-from .common import (ChecklistStrip, FolderRow, MessageArea, RunsTasks, TaskPanel,
-                     action_button, finish_panel, wrapping_label, button_row, float_spin, get_session,
-                     panel_box, plugin_button, report_problem)
+from .common import (ChecklistStrip, FolderRow, MessageArea, OwnHelp, RunsTasks,
+                     TaskPanel, action_button, button_row, finish_panel, float_spin,
+                     get_session, panel_box, plugin_button, report_problem,
+                     wrapping_label)
 
 __all__ = ["CCDMasters"]
 
@@ -63,7 +64,7 @@ _COLUMNS = [("Master", "name"), ("Kind", "kind"), ("Exposure", "exptime"),
             ("Filter", "filter"), ("Frames", "n"), ("Status", "status")]
 
 
-class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
+class CCDMasters(OwnHelp, RunsTasks, GingaPlugin.GlobalPlugin):
     """Master builder working on the CCD Browser's scan (see module help)."""
 
     def __init__(self, fv):

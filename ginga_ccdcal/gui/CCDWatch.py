@@ -5,7 +5,8 @@ it: quick-look at the telescope.
 **Plugin Type: Global**
 
 ``CCDWatch`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operation" menu under "CCD Calibration".
+Open it from the "Plugins" menu under "CCD Calibration", or with the
+"Watch..." button of the CCD Browser.
 
 **Usage**
 
@@ -61,11 +62,10 @@ from ..describe import watch_banner, watch_result_lines, watch_state
 from ..errors import CcdcalError
 from ..match import match_light
 from ..watch import FolderWatcher
-from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, finish_panel,
-                     wrapping_label,
-                     button_row, clear_banner, default_output_folder, get_session,
-                     panel_box, report_problem, result_channel_name, show_banner,
-                     show_calibrated)
+from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
+                     button_row, clear_banner, default_output_folder, finish_panel,
+                     get_session, panel_box, report_problem, result_channel_name,
+                     show_banner, show_calibrated, wrapping_label)
 
 __all__ = ["CCDWatch"]
 
@@ -75,7 +75,7 @@ def _master_versions(masters):
     return sorted((m.path, m.version, m.mtime) for m in masters)
 
 
-class CCDWatch(GingaPlugin.GlobalPlugin):
+class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
     """Quick-look calibration of each new light (see module help)."""
 
     def __init__(self, fv):

@@ -44,7 +44,8 @@ if toolkit.get_family() is None:
 __all__ = ["browser_spec", "watch_spec", "masters_spec", "calibrate_spec", "inspect_spec",
            "CATEGORY"]
 
-#: The Operations-menu category our plugins appear under.
+#: The category our plugins appear under (the "Plugins" menu for the
+#: global ones, the "Operation" button for CCD Calibrate).
 CATEGORY = "CCD Calibration"
 _PFX = __name__
 

@@ -24,6 +24,7 @@ call the GUI-free core.
 """
 
 import os
+import sys
 import threading
 import traceback
 import weakref
@@ -41,10 +42,11 @@ from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
-           "add_close_help", "finish_panel", "wrapping_label", "action_button", "plugin_button", "float_spin",
-           "CAL_SUFFIX", "ChecklistStrip", "show_banner", "clear_banner",
-           "banner_text", "report_problem", "STATE_COLORS",
-           "result_channel_name", "prepare_result_channel", "show_calibrated"]
+           "add_close_help", "finish_panel", "show_help", "OwnHelp", "wrapping_label",
+           "action_button", "plugin_button", "float_spin", "CAL_SUFFIX",
+           "ChecklistStrip", "show_banner", "clear_banner", "banner_text",
+           "report_problem", "STATE_COLORS", "result_channel_name",
+           "prepare_result_channel", "show_calibrated"]
 
 #: Suffix of the channel calibrated frames of a channel are shown in.
 CAL_SUFFIX = "_cal"
@@ -274,14 +276,50 @@ def action_button(text, tooltip, action):
     return button
 
 
+#: The documentation page of the plugins, once built from this package's
+#: source (``python3 -m sphinx -b html docs docs/_build/html``).
+DOCS_PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "_build", "html", "plugins.html")
+
+
+def show_help(plugin):
+    """Show this package's documentation of ``plugin``, never Ginga's manual.
+
+    Ginga's own Help offers its online manual, which has no page for our
+    plugins.  With the package's documentation built (a source checkout),
+    the plugin's section of it opens in the web browser; otherwise the
+    plugin's own help text (its module docstring, the same text) opens in
+    a Ginga tab.  Returns the URL or the tab's name.
+    """
+    doc = sys.modules[type(plugin).__module__].__doc__ or ""
+    name = type(plugin).__name__
+    if os.path.exists(DOCS_PAGE):
+        # section anchors are the titles in lower case: "CCD Browser" -> ccd-browser
+        anchor = "ccd-" + name[3:].lower()
+        url = "file://" + DOCS_PAGE + "#" + anchor
+        plugin.fv.show_help_url(url)
+        return url
+    plugin.fv.show_help_text(name, doc.strip() + "\n\nThe full documentation of "
+                             "ginga-ccdcal: 'The Ginga plugins' in docs/plugins.rst.")
+    return f"HELP: {name}"
+
+
+class OwnHelp:
+    """Mixin: Ginga's calls to ``plugin.help()`` show our documentation (`show_help`)."""
+
+    def help(self, text_kind="rst"):
+        return show_help(self)
+
+
 def add_close_help(plugin, box):
     """Add the "Close" / "Help" row at the bottom of ``box``.
 
-    "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (Ginga shows
-    the plugin module's docstring).  Returns the row.
+    "Close" calls ``plugin.close()``, "Help" `show_help` (this package's
+    documentation of the plugin).  Returns the row.
     """
     row = button_row(action_button("Close", "Close this plugin", plugin.close),
-                     action_button("Help", "How to use this plugin", plugin.help))
+                     action_button("Help", "How to use this plugin",
+                                   lambda: show_help(plugin)))
     box.add_widget(row, stretch=0)
     return row
 
