@@ -314,12 +314,11 @@ class OwnHelp:
 def add_close_help(plugin, box):
     """Add the "Close" / "Help" row at the bottom of ``box``.
 
-    "Close" calls ``plugin.close()``, "Help" `show_help` (this package's
-    documentation of the plugin).  Returns the row.
+    "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (our plugins'
+    is `OwnHelp`'s: this package's documentation).  Returns the row.
     """
     row = button_row(action_button("Close", "Close this plugin", plugin.close),
-                     action_button("Help", "How to use this plugin",
-                                   lambda: show_help(plugin)))
+                     action_button("Help", "How to use this plugin", plugin.help))
     box.add_widget(row, stretch=0)
     return row
 
