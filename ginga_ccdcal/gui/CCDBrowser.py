@@ -161,8 +161,9 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
                                       lambda: self.w.tree.expand_all(True))
         self.w.collapse = action_button("Collapse", "Close every group",
                                         lambda: self.w.tree.expand_all(False))
-        row = button_row(self.w.scan, self.w.refresh, self.w.expand, self.w.collapse)
-        # (after the row's spacer: the exposure tolerance sits on the right)
+        # on its own row, so the panel stays narrow on a laptop
+        row = Widgets.HBox()
+        row.set_spacing(4)
         row.add_widget(Widgets.Label("Exposure +/-"), stretch=0)
         self.w.tolerance = float_spin(
             self.settings.get("exptime_tolerance"), 0.0, 3600.0, 0.1, decimals=2,
@@ -170,7 +171,10 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         self.w.tolerance.add_callback("value-changed", self.tolerance_cb)
         row.add_widget(self.w.tolerance, stretch=0)
         row.add_widget(Widgets.Label("s"), stretch=0)
+        row.add_widget(Widgets.Label(""), stretch=1)
         top.add_widget(row, stretch=0)
+        top.add_widget(button_row(self.w.scan, self.w.refresh, self.w.expand,
+                                  self.w.collapse), stretch=0)
 
         self.task = TaskPanel(self.fv, "CCDBrowser")
         top.add_widget(self.task.get_widget(), stretch=0)
