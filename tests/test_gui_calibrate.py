@@ -13,7 +13,7 @@ from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
-from ginga_ccdcal.steps import calibration_steps, common_cuts
+from ginga_ccdcal.steps import as_read_step, calibration_steps, common_cuts
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
@@ -119,10 +119,15 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     # the teaching view: the frame after each step, side by side
     gui.click(plugin.w.show_steps)
     gui.wait_idle(plugin, "the steps")
-    steps = calibration_steps(frame_from_file(light), match)
-    assert [s.title for s in steps] == ["raw", "- bias", "- dark", "/ flat"]
+    frame = frame_from_file(light)
+    steps = [as_read_step(frame)] + calibration_steps(frame, match)
+    assert [s.title for s in steps] == ["as read", "raw", "- bias", "- dark", "/ flat"]
+    # the first panel is the file as the camera wrote it: the bias level is in it
+    as_read = fits.getdata(light).astype(np.float32)
+    assert np.array_equal(steps[0].data, as_read)
+    assert np.nanmedian(as_read) > 1000 > abs(np.nanmedian(expected))
     panels = plugin.step_panels
-    assert len(panels) == 4 and all(p.widget.get_widget().isVisible() for p in panels)
+    assert len(panels) == 5 and all(p.widget.get_widget().isVisible() for p in panels)
     assert plugin.w.pages.get_index() == 1
     for panel, step, cuts in zip(panels, steps, common_cuts(steps)):
         assert panel.title.get_text() == step.title
@@ -133,9 +138,15 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
         assert panel.viewer.get_cut_levels() == pytest.approx(cuts)
     assert np.array_equal(panels[-1].viewer.get_image().get_data(), expected,
                           equal_nan=True)
-    assert not np.allclose(panels[0].viewer.get_image().get_data(), expected)
+    assert not np.allclose(panels[1].viewer.get_image().get_data(), expected)
     assert plugin.w.steps_title.get_text().startswith(
-        f"{os.path.basename(light)} step by step; raw = after overscan subtraction")
+        f"{os.path.basename(light)} step by step, from the file as read; raw = after "
+        "overscan subtraction")
+    # a step sent to a channel, for Ginga's own tools
+    gui.click(panels[0].to_channel)
+    image = gui.channel_image("Steps")
+    assert np.array_equal(image.get_data(), as_read)
+    assert image.get("name").endswith(" as read")
     gui.fv.change_channel("Image")
     path = gui.screenshot("ccd_steps")
     assert path.stat().st_size > 10000

@@ -47,12 +47,16 @@ channel.
 * "Calibrate all" calibrates every light frame of the CCD Browser's scan
   the same way, in the background with a progress bar and "Cancel";
   lights already calibrated are skipped (so a stopped run resumes).
-* "Show steps" opens the "Steps" page: the frame as read, after the bias
-  is subtracted, after the dark is subtracted and after the flat divides
-  it, side by side, each with one line on what that step removed (the
-  bias level, the dark current, the vignetting).  All panels use the
-  same contrast around their own sky level, so each shows what its step
-  changed; dragging or zooming one moves them all.  Nothing is written.
+* "Show steps" opens the "Steps" page: the frame as the camera wrote it
+  (bias level and overscan included), after the overscan is subtracted
+  and the frame trimmed ("raw"), after the bias is subtracted, after the
+  dark is subtracted and after the flat divides it, side by side, each
+  with one line on what that step removed (the bias level, the dark
+  current, the vignetting).  All panels use the same contrast around
+  their own sky level, so each shows what its step changed; dragging or
+  zooming one moves them all.  "To channel" puts a step in the channel
+  ``Steps``, where Ginga's own Cuts, Histogram and Pick work on it (and
+  Blink Channels against ``<channel>_cal``).  Nothing is written.
 
 Why a separate ``<channel>_cal`` channel: the raw and the calibrated frame
 stay side by side, so you can switch or blink between them (Operation >
@@ -77,6 +81,7 @@ import textwrap
 import traceback
 
 from ginga import GingaPlugin
+from ginga.AstroImage import AstroImage
 from ginga.gw import Viewers, Widgets
 
 from ..calibrate import CalibrationOptions, calibrate_and_write, output_path
@@ -86,7 +91,7 @@ from ..match import match_light
 from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
-from ..steps import calibration_steps, common_cuts
+from ..steps import as_read_step, calibration_steps, common_cuts
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
                      RunsTasks, TaskPanel, action_button, button_row, clear_banner,
                      default_output_folder, finish_panel, get_session, panel_box,
@@ -95,8 +100,10 @@ from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp
 
 __all__ = ["CCDCalibrate"]
 
-#: Panels of the "Steps" page (raw, - bias, - dark, / flat).
-N_STEP_PANELS = 4
+#: Panels of the "Steps" page (as read, raw, - bias, - dark, / flat).
+N_STEP_PANELS = 5
+#: Channel a step is sent to ("To channel").
+STEPS_CHANNEL = "Steps"
 #: Characters per line of a step's note (the panels are narrow).
 NOTE_WIDTH = 40
 
@@ -106,13 +113,23 @@ def _option_text(value):
 
 
 class _StepPanel:
-    """One panel of the "Steps" page: title, a small viewer, the note."""
+    """One panel of the "Steps" page: title, a small viewer, the note, and
+    "To channel" (the step as an image of a channel, for Ginga's own Cuts,
+    Histogram and Pick)."""
 
-    def __init__(self, logger):
+    def __init__(self, logger, send):
         self.widget = Widgets.VBox()
         self.widget.set_spacing(1)
+        row = Widgets.HBox()
         self.title = Widgets.Label("", halign="center")
-        self.widget.add_widget(self.title, stretch=0)
+        row.add_widget(self.title, stretch=1)
+        self.to_channel = action_button("To channel", "Show this step in the "
+                                        f"'{STEPS_CHANNEL}' channel, where Ginga's "
+                                        "Cuts, Histogram and Pick work on it",
+                                        lambda: send(self.step))
+        row.add_widget(self.to_channel, stretch=0)
+        self.widget.add_widget(row, stretch=0)
+        self.step = None
         viewer = Viewers.CanvasView(logger=logger)
         viewer.set_desired_size(230, 170)
         viewer.enable_autozoom("on")
@@ -127,6 +144,7 @@ class _StepPanel:
         self.widget.add_widget(self.note, stretch=0)
 
     def show(self, step, cuts):
+        self.step = step
         self.title.set_text(step.title)
         self.note.set_text(textwrap.fill(step.note, NOTE_WIDTH))
         self.viewer.set_data(step.data)
@@ -160,6 +178,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.result = None
         self.all_report = None
         self.steps = []
+        self.steps_frame = None
         self.task = None
         self._callbacks_on = False
         self._lookup_gen = 0
@@ -266,9 +285,10 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.w.steps_title = Widgets.Label("Press \"Show steps\" on the Calibrate page.",
                                            halign="left")
         page.add_widget(self.w.steps_title, stretch=0)
-        grid = Widgets.GridBox(rows=2, columns=2)
+        grid = Widgets.GridBox(rows=3, columns=2)
         grid.set_spacing(6)
-        self.step_panels = [_StepPanel(self.logger) for _ in range(N_STEP_PANELS)]
+        self.step_panels = [_StepPanel(self.logger, self.step_to_channel)
+                            for _ in range(N_STEP_PANELS)]
         for i, panel in enumerate(self.step_panels):
             grid.add_widget(panel.widget, i // 2, i % 2, stretch=1)
             panel.hide()
@@ -671,7 +691,8 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
 
         def work(progress, cancel):
             progress(0, 1, frame.name)
-            steps = calibration_steps(
+            # from the file as the camera wrote it, bias level included
+            steps = [as_read_step(frame)] + calibration_steps(
                 frame, match, CalibrationOptions(dark_scale=options["dark_scale"]),
                 gain=gain)
             return steps, common_cuts(steps)
@@ -683,12 +704,13 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
     def _show_steps(self, frame, match, result):
         steps, cuts = result
         self.steps = steps
+        self.steps_frame = frame
         for i, panel in enumerate(self.step_panels):
             if i < len(steps):
                 panel.show(steps[i], cuts[i])
             else:
                 panel.hide()
-        title = f"{frame.name} step by step"
+        title = f"{frame.name} step by step, from the file as read"
         if any(c.master.overscan for c in (match.bias, match.dark, match.flat) if c):
             title += "; raw = after overscan subtraction and trim"
         if match.missing:
@@ -698,6 +720,17 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.w.pages.set_index(1)
         self.messages.set_lines([f"Steps of {frame.name}: see the Steps page."]
                                 + [f"{s.title}: {s.note}" for s in steps])
+
+    def step_to_channel(self, step):
+        """Show ``step`` in the Steps channel (named after the frame and step)."""
+        if step is None or self.steps_frame is None:
+            return None
+        name = f"{os.path.splitext(self.steps_frame.name)[0]} {step.title}"
+        image = AstroImage(logger=self.logger)
+        image.load_data(step.data)
+        image.set(name=name)
+        self.fv.add_image(name, image, chname=STEPS_CHANNEL)
+        return name
 
     def _steps_failed(self, message, cancelled):
         self.messages.set_lines(["Cancelled." if cancelled

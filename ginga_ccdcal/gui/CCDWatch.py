@@ -134,7 +134,8 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         self.w.watch_status = wrapping_label("Not watching.")
         top.add_widget(self.w.watch_status, stretch=0)
 
-        self.watch_log = MessageArea("Watch log", max_height=400)
+        # the log takes whatever height the panel has left
+        self.watch_log = MessageArea("Watch log", max_height=16777215)
         top.add_widget(self.watch_log.get_widget(), stretch=1)
         finish_panel(self, container, top)
         self.gui_up = True

@@ -25,6 +25,7 @@ call the GUI-free core.
 
 import os
 import sys
+import textwrap
 import threading
 import traceback
 import weakref
@@ -668,26 +669,38 @@ class MessageArea:
 STATE_COLORS = {"calibrated": "darkgreen", "partly calibrated": "darkorange",
                 "not calibrated": "red", "failed": "red"}
 
-#: Tag of the banner object on a channel's canvas.
+#: Tag of the banner object on a channel's canvas, and its font size.
 _BANNER_TAG = "_ccdcal_banner"
+_BANNER_FONTSIZE = 13
 
 
 def show_banner(fv, chname, text, color="red"):
     """Write ``text`` over the image of channel ``chname`` until `clear_banner`.
 
-    A Ginga canvas text in window coordinates, top left, on the channel's
-    private canvas, so it stays while images change under it: the banner
-    says something about what the channel shows *now* (a watch with no
-    masters, a light calibrated with steps missing), and whoever shows the
-    next image decides whether it stays.
+    Ginga canvas text in window coordinates, top left, wrapped to the
+    channel's width, on the channel's private canvas, so it stays while
+    images change under it: the banner says something about what the
+    channel shows *now* (a watch with no masters, a light calibrated with
+    steps missing), and whoever shows the next image decides whether it
+    stays.
     """
     channel = fv.get_channel_on_demand(chname)
-    canvas = channel.viewer.get_private_canvas()
+    viewer = channel.viewer
+    canvas = viewer.get_private_canvas()
     canvas.delete_object_by_tag(_BANNER_TAG, redraw=False)
+    width = viewer.get_window_size()[0] or 600
+    # about 0.6 em per character of a 13-point sans-serif font
+    chars = max(30, int((width - 40) / (0.6 * _BANNER_FONTSIZE)))
+    lines = textwrap.wrap(text, chars, break_long_words=False,
+                          break_on_hyphens=False) or [text]
     Text = canvas.get_draw_class("text")
-    canvas.add(Text(12, 28, text=text, coord="window", color=color, fontsize=13,
-                    bgcolor="black", bgalpha=0.75, borderpadding=6),
-               tag=_BANNER_TAG, redraw=True)
+    Compound = canvas.get_draw_class("compoundobject")
+    banner = Compound(*[Text(12, 28 + i * (_BANNER_FONTSIZE + 9), text=line,
+                             coord="window", color=color, fontsize=_BANNER_FONTSIZE,
+                             bgcolor="black", bgalpha=0.75, borderpadding=5)
+                        for i, line in enumerate(lines)])
+    banner.banner_text = text
+    canvas.add(banner, tag=_BANNER_TAG, redraw=True)
 
 
 def clear_banner(fv, chname):
@@ -700,13 +713,13 @@ def clear_banner(fv, chname):
 
 
 def banner_text(fv, chname):
-    """The banner shown over channel ``chname``, or None."""
+    """The banner shown over channel ``chname`` (unwrapped), or None."""
     if not fv.has_channel(chname):
         return None
     canvas = fv.get_channel(chname).viewer.get_private_canvas()
     if not canvas.has_tag(_BANNER_TAG):
         return None
-    return canvas.get_object_by_tag(_BANNER_TAG).text
+    return canvas.get_object_by_tag(_BANNER_TAG).banner_text
 
 
 def report_problem(fv, text):
