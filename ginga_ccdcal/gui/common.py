@@ -334,11 +334,9 @@ def finish_panel(plugin, container, panel):
     scroll = Widgets.ScrollArea()
     scroll.set_widget(panel)
     area = scroll.get_widget()
-    if hasattr(area, "setHorizontalScrollBarPolicy"):      # Qt
-        # Scroll up and down only: the panel keeps the width it needs
-        # (Ginga's splitter gives it), so nothing is cut off on the right.
-        from qtpy import QtCore
-        area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    if hasattr(area, "verticalScrollBar"):      # Qt
+        # The panel keeps the width it needs (Ginga's splitter gives it);
+        # it scrolls up and down, and sideways only if it grows later.
         area.setMinimumWidth(panel.get_widget().minimumSizeHint().width()
                              + area.verticalScrollBar().sizeHint().width() + 4)
     outer = Widgets.VBox()
