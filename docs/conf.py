@@ -28,12 +28,22 @@ extensions = [
     "sphinx.ext.autodoc",
     "numpydoc",
     "ccdcal_docs",
+    # Renders notebooks/ccd_lab.ipynb with its outputs (no pandoc needed).
+    "myst_nb",
 ]
+
+# The lab notebook runs at every build, so its outputs always match the
+# code; a failing cell fails the build.  Its kernel imports this checkout.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_timeout = 300
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 # `name` in docstrings is a cross-reference to a Python object.
 default_role = "py:obj"
 nitpicky = False
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 # The screenshots are part of the source tree (docs/screenshots/*.png).
 templates_path = []
 

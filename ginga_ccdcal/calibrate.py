@@ -16,19 +16,24 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from . import provenance
-from .errors import CalibrationError
+from .errors import CalibrationError, NotCalibrated
 from .fitsfile import read_image
 from .classify import header_number
-from .dark_scale import fit_dark_scale
+from .dark_scale import DarkScaleError, fit_dark_scale
 from .masters import master_data
 from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
 
 __all__ = ["CalibrationOptions", "calibrate_ccd", "calibrate_frame", "calibrate_and_write",
-           "output_path"]
+           "output_path", "not_calibrated_reason", "FLAT_MIN_RESPONSE"]
 
 _STEP_CODES = {"overscan": "OT", "bias": "B", "dark": "D", "flat": "F", "cosmics": "C"}
+
+#: Flat pixels below this fraction of the normalised flat's level carry
+#: no usable signal: dividing by them would blow the noise up by 20 times
+#: or more (or give inf/NaN at zero).  They are set to 0 and masked.
+FLAT_MIN_RESPONSE = 0.05
 
 
 @dataclass
@@ -84,7 +89,8 @@ class CalibrationOptions:
                                    "(e-/ADU)")
 
 
-def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None):
+def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
+                    raw_root=None):
     """Read the raw ``frame`` and calibrate it with the masters in ``match``.
 
     The file-based form of `calibrate_ccd`: the same code path, with the
@@ -95,7 +101,7 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None):
     frame : `~ginga_ccdcal.scan.Frame`
     match : `~ginga_ccdcal.match.MatchResult`
     options : `CalibrationOptions`, optional
-    notes, on_step
+    notes, on_step, raw_root
         See `calibrate_ccd`.
 
     Returns
@@ -107,13 +113,46 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None):
     CalibrationError, FrameError
         See `calibrate_ccd`; `FrameError` when the raw file cannot be read.
     """
+    _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
     raw, header, _ = read_image(frame.path)
     ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
-    return calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
-                         on_step=on_step)
+    result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
+                           on_step=on_step, raw_root=raw_root)
+    if frame.frametype not in ("light", "unknown"):
+        # Asked for by name (a folder's calibration frames are left alone).
+        provenance.add_history(result.header, f"note: the header says {frame.frametype}; "
+                               "calibrated as a light because it was asked for")
+    return result
 
 
-def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step=None):
+def not_calibrated_reason(match):
+    """Why no step at all can be applied to ``match.frame``, or None if one can.
+
+    The sentence the CLI, the watcher and the plugins show for a light that
+    is not calibrated, e.g. ``"no master bias, dark or flat (...)"``.
+    """
+    choices = (match.bias, match.dark, match.flat)
+    if any(choices) or not match.missing:
+        return None
+    details = "; ".join(f"{c.role}: {c.reason}" for c in choices)
+    if all(not c.done for c in choices):
+        return f"no master bias, dark or flat ({details})"
+    return f"nothing left to apply ({details})"
+
+
+def _refuse_uncalibrated(match, options, name):
+    """Raise when calibrating would write a frame that is not calibrated."""
+    if options is not None and options.strict and match.missing:
+        raise CalibrationError(f"{name}: not calibrated (--strict asks for every step): "
+                               + "; ".join(f"{r}: {getattr(match, r).reason}"
+                                           for r in match.missing))
+    reason = not_calibrated_reason(match)
+    if reason:
+        raise NotCalibrated(f"{name}: {reason}")
+
+
+def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step=None,
+                  raw_root=None):
     """Calibrate the raw ``ccd`` in memory with the masters in ``match``.
 
     Parameters
@@ -125,27 +164,39 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     options : `CalibrationOptions`, optional
         Defaults: nothing but bias, dark scaled by exposure, flat.
     name : str
-        How messages and the header's HISTORY name this frame.
+        How messages name this frame (its path).
     notes : list, optional
-        Sentences about the raw pixels (undefined, saturated) are appended
-        here, as well as to the output's HISTORY.
+        Sentences about the raw pixels (undefined, saturated) and about
+        flat pixels at or near zero are appended here, as well as to the
+        output's HISTORY.
     on_step : callable, optional
         ``on_step(role, data, choice)`` with a copy of the frame after each
         step: ``'raw'`` (after any overscan and trim, ``choice`` None),
         then ``'bias'``, ``'dark'``, ``'flat'`` as they are applied
         (`ginga_ccdcal.steps` shows them side by side).
+    raw_root : str, optional
+        The raw folder: HISTORY names the raw frame relative to it (by its
+        file name without one), never by its absolute path.
 
     Returns
     -------
     astropy.nddata.CCDData
         float32 data, unit adu (or electron), the raw header plus the
-        provenance of every step.
+        provenance of every step.  Steps that could not be applied are
+        listed in CALMISS and HISTORY; steps the header says were done
+        before (`ginga_ccdcal.provenance.steps_done`) are not redone and
+        HISTORY says why.  The mask marks pixels without a calibrated value:
+        undefined in the raw frame, or where the flat is at or near zero
+        (below `FLAT_MIN_RESPONSE`; set to 0 there, counted in FLATLOW).
 
     Raises
     ------
+    NotCalibrated
+        No step at all could be applied (no master bias, dark or flat).
     CalibrationError
         ``strict`` and a master is missing; a master's shape differs;
-        ``gain='header'`` and the header has none.
+        the dark scale cannot be fitted; ``gain='header'`` and the header
+        has none.
 
     Examples
     --------
@@ -155,15 +206,14 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     options = options or CalibrationOptions()
     strict, gain, dark_scale = options.strict, options.gain, options.dark_scale
     readnoise, cosmics = options.readnoise, options.cosmics
-    if strict and match.missing:
-        raise CalibrationError(f"{name}: cannot calibrate, missing "
-                               + "; ".join(getattr(match, r).reason for r in match.missing))
+    _refuse_uncalibrated(match, options, name)
     raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
     warnings = pixel_warnings(raw, header)
     data = raw.astype(np.float32)
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
     steps = []
+    flat_low = None
     chosen = [c.master for c in (match.bias, match.dark, match.flat) if c]
     if any(m.overscan for m in chosen):
         # The masters were overscan-corrected and trimmed: so must the light be.
@@ -175,6 +225,12 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         header["OVSCNSUB"] = (True, "overscan subtracted and frame trimmed")
         provenance.add_history(header, "overscan: " + regions.describe())
         steps.append("overscan")
+    pedestal = provenance.camera_pedestal(header)
+    if pedestal is not None:
+        data += np.float32(pedestal)
+        header.remove("PEDESTAL")  # undone: a reader must not add it again
+        provenance.add_history(header, f"camera pedestal removed: PEDESTAL = {pedestal:g} "
+                               "added to every pixel (zero-based ADU before the flat)")
     if on_step is not None:
         on_step("raw", data.copy(), None)
     for choice in (match.bias, match.dark, match.flat):
@@ -196,20 +252,25 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
                     raise CalibrationError(
                         f"{name}: cannot fit the dark scale: {choice.master.name} "
                         "still contains the bias")
-                scale = fit_dark_scale(data, master)
+                try:
+                    scale = fit_dark_scale(data, master)
+                except DarkScaleError as exc:
+                    raise CalibrationError(f"{name}: cannot fit the dark scale of "
+                                           f"{choice.master.name}: {exc}") from None
                 header["DARKFIT"] = (True, "dark scale fitted to this frame")
                 provenance.add_history(header, f"dark scale fitted: {scale:.4f} "
                                        f"(exposure ratio {choice.scale:.4f})")
-            if scale == 1.0:
-                data -= master
-            else:
-                data -= np.float32(scale) * master
+            _subtract_scaled(data, master, scale)
         else:
             # Multiplying by the cached reciprocal is one pass instead of a
-            # division plus masking; pixels where the flat is zero or
-            # undefined carry no signal and come out NaN.
+            # division.  Pixels where the flat is at or near zero, negative
+            # or undefined carry no signal: set to 0 and masked, not NaN.
             inverse = master_data(choice.master, "inverse")
             data *= inverse[choice.cutout] if choice.cutout else inverse
+            flat_low = _flat_low(choice.master)
+            if flat_low is not None:
+                flat_low = flat_low[choice.cutout] if choice.cutout else flat_low
+                data[flat_low] = 0.0
         steps.append(choice.role)
         provenance.record_master(header, choice.role, choice.master.path,
                                  scale=scale if choice.role == "dark" else None,
@@ -222,8 +283,18 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         cleaned = _clean_cosmic_rays(data, header, gain, readnoise)
         steps.append("cosmics")
         header["CRCLEAN"] = (cleaned, "pixels cleaned of cosmic rays (L.A.Cosmic)")
+    done = [c.role for c in (match.bias, match.dark, match.flat) if c.done]
+    for role in done:
+        provenance.add_history(header, f"{role} not applied: {getattr(match, role).reason}")
     for role in match.missing:
         provenance.add_history(header, f"{role} NOT applied: {getattr(match, role).reason}")
+    if match.missing:
+        header["CALMISS"] = (",".join(match.missing), "steps NOT applied: no master")
+    if flat_low is not None and flat_low.any():  # a cut-out may have none
+        count = int(np.count_nonzero(flat_low))
+        header["FLATLOW"] = (count, f"pixels with flat < {FLAT_MIN_RESPONSE:g}: 0, masked")
+        warnings.append(f"{count} pixel(s) where the flat is at or near zero (below "
+                        f"{FLAT_MIN_RESPONSE:g} of its level) are set to 0 and masked")
     for warning in warnings:
         provenance.add_history(header, f"warning: {warning}")
     if notes is not None:
@@ -241,12 +312,64 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
         uncertainty = StdDevUncertainty(np.sqrt(np.clip(data, 0, None)
                                                 + np.float32(readnoise) ** 2))
         header["RDNOISE"] = (float(readnoise), "read noise used for the uncertainty, e-")
-    header["CALSTAT"] = ("".join(_STEP_CODES.get(s, "") for s in steps),
+    # CALSTAT is what the image has had, here or before (as MaxIm means it).
+    header["CALSTAT"] = ("".join(code for step, code in _STEP_CODES.items()
+                                 if step in steps or step in done),
                          "O oscan, T trim, B bias, D dark, F flat, C CR")
     header["BUNIT"] = unit.to_string()
     provenance.stamp(header, "calibrated (" + ", ".join(steps or ["nothing"]) + ")")
-    provenance.add_history(header, f"raw frame {name}")
-    return CCDData(data, unit=unit, header=header, uncertainty=uncertainty)
+    provenance.add_history(header, f"raw frame {provenance.relative_name(name, raw_root)}")
+    # Integer raw pixels and finite masters give finite results: only a
+    # float raw frame can bring undefined pixels (found by pixel_warnings).
+    mask = ~np.isfinite(data) if raw.dtype.kind == "f" else None
+    if flat_low is not None:
+        mask = flat_low.copy() if mask is None else mask | flat_low
+    return CCDData(data, unit=unit, header=header, uncertainty=uncertainty,
+                   mask=mask if mask is not None and mask.any() else None)
+
+
+#: Rows of a frame scaled at a time by `_subtract_scaled` (a few MB).
+_BLOCK_ROWS = 256
+
+
+def _subtract_scaled(data, master, scale):
+    """``data -= scale * master`` in place, without a frame-sized temporary.
+
+    A 4k x 4k temporary costs more (allocating and faulting in 64 MB) than
+    the arithmetic itself; a block of rows at a time is reused instead.
+    The numbers are the same: each pixel is one float32 product and one
+    difference either way.
+    """
+    if scale == 1.0:
+        data -= master
+        return
+    scale = np.float32(scale)
+    block = np.empty((min(_BLOCK_ROWS, data.shape[0]),) + data.shape[1:], np.float32)
+    for start in range(0, data.shape[0], _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        product = block[:len(data[rows])]
+        np.multiply(master[rows], scale, out=product)
+        data[rows] -= product
+
+
+_flat_low_cache = {}
+
+
+def _flat_low(master):
+    """Where a master flat is below `FLAT_MIN_RESPONSE` (or undefined), or None.
+
+    Cached per master file, like the master's pixels: a night's lights
+    share a few flats, so the comparison is made once per flat.
+    """
+    key = (master.path, os.path.getmtime(master.path))
+    if key not in _flat_low_cache:
+        if len(_flat_low_cache) > 8:
+            _flat_low_cache.clear()
+        low = ~(master_data(master) >= FLAT_MIN_RESPONSE)  # also catches NaN
+        if low.any():
+            low.flags.writeable = False
+        _flat_low_cache[key] = low if low.any() else None
+    return _flat_low_cache[key]
 
 
 def _clean_cosmic_rays(data, header, gain, readnoise):
@@ -305,7 +428,8 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
 
     ``options`` (a `CalibrationOptions`) and ``notes`` are those of
     `calibrate_frame`; an uncertainty, when asked for, goes into an
-    ``UNCERT`` extension.
+    ``UNCERT`` extension, the mask (pixels without a calibrated value) into
+    a ``MASK`` extension (1 = masked), as ``CCDData.write`` does.
 
     Returns
     -------
@@ -316,17 +440,21 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
     ------
     OutputExists
         The output is already there and ``overwrite`` is False.
+    NotCalibrated
+        Nothing could be applied: nothing is written.
     CalibrationError, FrameError, CcdcalError
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    ccd = calibrate_frame(frame, match, options, notes=notes)
+    ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.
         extensions.append(fits.ImageHDU(ccd.uncertainty.array.astype(np.float32),
                                         fits.Header({"UTYPE": "StdDevUncertainty"}),
                                         name="UNCERT"))
+    if ccd.mask is not None:
+        extensions.append(fits.ImageHDU(ccd.mask.astype(np.uint8), name="MASK"))
     write_fits(path, ccd.data, ccd.header, overwrite=overwrite, protect=[frame.path],
                extensions=extensions)
     return path, ccd

@@ -18,8 +18,10 @@ gain
         gain = (F1 + F2 - B1 - B2) / (var(F1 - F2) - var(B1 - B2))
 
 dark current
-    the bias-subtracted level of each exposure's dark (robust mean over
-    the pixels, so hot pixels and cosmic rays do not count), divided by
+    for each CCD temperature set-point apart (darks at -10 C and -5 C are
+    never mixed), the bias-subtracted level of each exposure's dark
+    (robust mean over the pixels, so hot pixels and cosmic rays do not
+    count; the median of three or more darks, the mean of two), divided by
     the exposure; with several exposures, the slope of level against
     exposure, which ignores any residual bias offset;
 hot pixels
@@ -53,7 +55,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import mad_std, sigma_clipped_stats
 
 from . import __version__
 from .combine import combine
@@ -64,7 +66,7 @@ from .progress import check
 from .quality import saturated_fraction
 from .regions import apply_regions, find_regions
 
-__all__ = ["CCDReport", "DarkLevel", "PTCPoint", "characterise",
+__all__ = ["CCDReport", "DarkCurrent", "DarkLevel", "PTCPoint", "characterise",
            "characterise_folder", "write_report", "measure_vignetting",
            "radial_profile"]
 
@@ -98,7 +100,7 @@ class DarkLevel:
     rate_e : float or None
         The same in e-/s/pixel (None without a gain).
     ccd_temp : float or None
-        Median CCD temperature of the darks, deg C.
+        Median CCD temperature of the set-point's darks, deg C.
     source : str
         ``'raw darks'`` or the master's file name.
     """
@@ -110,6 +112,31 @@ class DarkLevel:
     rate_e: float = None
     ccd_temp: float = None
     source: str = "raw darks"
+
+
+@dataclass
+class DarkCurrent:
+    """The dark current at one CCD temperature set-point.
+
+    Attributes
+    ----------
+    set_point : float or None
+        Median CCD temperature of the darks, deg C.
+    rate_adu : float
+        ADU/s/pixel: the slope of level against exposure with several
+        exposures, else level / exposure.
+    rate_e : float or None
+        e-/s/pixel (None without a gain).
+    method : str
+        ``'slope over N exposures'`` or ``'level / exposure'``.
+    n_exposures : int
+    """
+
+    set_point: float
+    rate_adu: float
+    method: str
+    n_exposures: int
+    rate_e: float = None
 
 
 @dataclass
@@ -169,15 +196,20 @@ class CCDReport:
     ptc : list of PTCPoint
         The bias pair first (when there is one), then the flat pairs.
     darks : list of DarkLevel
-        One per exposure time, shortest first.
+        One per exposure time and temperature set-point (darks at -10 C
+        and -5 C are never mixed), coldest set-point and shortest first.
+    dark_currents : list of DarkCurrent
+        One per set-point, coldest first.
     dark_current_adu, dark_current_e : float
-        ADU/s/pixel and e-/s/pixel.
+        ADU/s/pixel and e-/s/pixel at the main set-point (the one with the
+        most darks).
     dark_method : str
         ``'slope over N exposures'`` or ``'level / exposure'``.
     dark_temp : float
-        Median CCD temperature of the darks, deg C.
+        The main set-point: median CCD temperature of its darks, deg C.
     dark_rate_map : numpy.ndarray
-        ADU/s per pixel from the longest dark exposure.
+        ADU/s per pixel from the longest dark exposure at the main
+        set-point.
     hot_map : numpy.ndarray of bool
     n_hot : int
     hot_threshold_adu : float
@@ -215,6 +247,7 @@ class CCDReport:
     gain_method: str = None
     ptc: list = field(default_factory=list)
     darks: list = field(default_factory=list)
+    dark_currents: list = field(default_factory=list)
     dark_current_adu: float = None
     dark_current_e: float = None
     dark_method: str = None
@@ -264,6 +297,13 @@ class CCDReport:
             dark += f"  ({self.dark_method}"
             dark += f", {self.dark_temp:.1f} C)" if self.dark_temp is not None else ")"
         out.append(f"  dark current    {dark}")
+        if len(self.dark_currents) > 1:
+            for current in self.dark_currents:
+                rate = f"{current.rate_adu:.5f} ADU/s/px"
+                if current.rate_e is not None:
+                    rate += f" = {current.rate_e:.5f} e-/s/px"
+                out.append(f"    set-point {_temp_text(current.set_point)}: {rate} "
+                           f"({current.method})")
         for d in self.darks:
             rate = f"{d.rate_adu:.5f} ADU/s"
             if d.rate_e is not None:
@@ -353,10 +393,10 @@ def _clipped(values):
     return float(mean), float(std)
 
 
-def _mad_std(values):
+def _robust_std(values):
+    """`astropy.stats.mad_std` of the finite values."""
     values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    return 1.482602218505602 * float(np.median(np.abs(values - np.median(values))))
+    return float(mad_std(values[np.isfinite(values)]))
 
 
 # -- reading frames ----------------------------------------------------------
@@ -506,6 +546,10 @@ def _gain(report, flats, bias_raw, regions, stages, cancel):
     if signal.max() >= PTC_MIN_SPAN * signal.min() and len(flat_points) >= 2:
         x = np.concatenate([[0.0], signal]) if read_var is not None else signal
         y = np.concatenate([[read_var], variance]) if read_var is not None else variance
+        if not np.all(y > 0):
+            report.notes.append("a frame pair has no variance (frames without "
+                                "noise?); no photon-transfer gain")
+            return
         # The variance of a variance estimate grows with the variance:
         # weight each point by 1 / its variance.
         coef, cov = np.polyfit(x, y, 1, w=1.0 / y, cov="unscaled") if len(x) > 2 \
@@ -551,90 +595,147 @@ def _header_gain(report, frames):
             return
 
 
-def _master_for(masters, kind, shape, binning, **match):
+def _master_for(masters, kind, frame, shape, **match):
+    """The master of ``kind`` that fits ``frame`` by the one rule of
+    `ginga_ccdcal.match.compatible` (same setup, exposure, filter; same
+    set-point within the masters' temperature tolerance), and whose pixels
+    are the imaging area analysed (``shape``)."""
+    from .match import TEMP_TOLERANCE, compatible
     for m in masters:
-        if m.kind != kind or tuple(m.shape) != tuple(shape) \
-                or tuple(m.binning) != tuple(binning):
-            continue
-        if kind == "dark" and abs((m.exptime or 0.0) - match["exptime"]) > 0.5:
-            continue
-        if kind == "flat" and "".join(str(m.filter).split()).lower() != \
-                "".join(str(match["filter"]).split()).lower():
-            continue
-        return m
+        if m.kind == kind and tuple(m.shape) == tuple(shape) and compatible(
+                frame, m, subframe=False, temp_tolerance=TEMP_TOLERANCE, **match):
+            return m
     return None
 
 
+def _dark_image(frames, regions, bias_corr, cancel):
+    """Bias-subtracted dark of one exposure from the raw frames.
+
+    Three or more: their median.  Two: their mean, except where they differ
+    by more than 5 sigma of their difference (a cosmic ray in one), where
+    the lower is kept; unlike a pixel-wise minimum this does not bias the
+    level low.  One: the frame itself.
+    """
+    if len(frames) >= 3:
+        image = _stack(frames, regions, "median", corrected=True,
+                       subtract=bias_corr if regions is None else None,
+                       cancel=cancel)
+        return image - bias_corr if regions is not None else image
+    images = [_corrected(f, regions) for f in frames]
+    if len(images) == 2:
+        a, b = images
+        diff = a - b
+        hit = np.abs(diff) > CLIP_SIGMA * _robust_std(diff)
+        image = np.where(hit, np.minimum(a, b), 0.5 * (a + b))
+    else:
+        image = images[0]
+    return image - bias_corr
+
+
+def _set_point_groups(darks):
+    """Darks split by CCD temperature set-point (see `split_by_temperature`)."""
+    from .masters import split_by_temperature
+    from .match import TEMP_TOLERANCE
+    groups = []
+    for frames, _ in split_by_temperature(darks, TEMP_TOLERANCE):
+        temps = [f.ccd_temp for f in frames if f.ccd_temp is not None]
+        groups.append((float(np.median(temps)) if temps else None, frames))
+    return sorted(groups, key=lambda g: (g[0] is None, g[0] or 0.0))
+
+
 def _darks(report, darks, bias_corr, regions, masters, max_frames, stages, cancel):
-    """Dark level per exposure; returns the rate map (ADU/s) of the longest."""
+    """Dark level per exposure and set-point; the rate map (ADU/s) of the
+    longest exposure at the main set-point."""
     from .masters import master_data
-    groups = [g for g in group_frames(darks, ("exptime",)) if g.value is not None]
-    if not groups:
+    set_points = []
+    for set_point, frames in _set_point_groups(darks):
+        groups = [g for g in group_frames(frames, ("exptime",)) if g.value is not None]
+        if groups:
+            set_points.append((set_point, groups))
+    if not set_points:
         report.notes.append("dark current needs darks with an exposure time")
         return None
-    longest = None
-    for k, group in enumerate(groups):
-        check(cancel)
-        exptime = float(group.value)
-        master = _master_for(masters, "dark", report.shape, report.binning,
-                             exptime=exptime)
-        use = group.frames[:max_frames]
-        if master is not None:
-            image = np.array(master_data(master), dtype=np.float32)
-            if not master.bias_subtracted:
+    total = sum(len(groups) for _, groups in set_points)
+    done = 0
+    maps = {}
+    for set_point, groups in set_points:
+        for group in groups:
+            check(cancel)
+            exptime = float(group.value)
+            use = group.frames[:max_frames]
+            master = _master_for(masters, "dark", use[0], report.shape, exptime=exptime)
+            image = None
+            if master is not None:
+                image = np.array(master_data(master), dtype=np.float32)
+                if not master.bias_subtracted:
+                    if bias_corr is None:
+                        master = image = None
+                    else:
+                        image -= bias_corr
+            if image is None:
                 if bias_corr is None:
-                    master = None
-                else:
-                    image -= bias_corr
-        if master is None:
-            if bias_corr is None:
-                report.notes.append("dark current needs bias frames (or master "
-                                    "darks) to subtract the bias")
-                return None
-            if len(use) >= 3:
-                image = _stack(use, regions, "median", corrected=True,
-                               subtract=bias_corr if regions is None else None,
-                               cancel=cancel)
-                if regions is not None:
-                    image = image - bias_corr
-            else:
-                # One or two darks: the pixel-wise minimum keeps cosmic rays out.
-                image = np.minimum.reduce([_corrected(f, regions) for f in use]) - bias_corr
-        level, _ = _clipped(image)
-        temps = [f.ccd_temp for f in group.frames if f.ccd_temp is not None]
-        if master is not None and master.ccd_temp is not None:
-            temps = [master.ccd_temp]
-        report.darks.append(DarkLevel(
-            exptime=exptime, n_frames=master.n_frames if master else len(use),
-            level_adu=level, rate_adu=level / exptime if exptime > 0 else float("nan"),
-            ccd_temp=float(np.median(temps)) if temps else None,
-            source=master.name if master else "raw darks"))
-        if exptime > 0 and (longest is None or exptime > longest[0]):
-            longest = (exptime, image)
-        stages(k + 1, len(groups), f"{exptime:g} s")
-    timed = [d for d in report.darks if d.exptime > 0]
-    if not timed:
+                    report.notes.append("dark current needs bias frames (or master "
+                                        "darks) to subtract the bias")
+                    return None
+                image = _dark_image(use, regions, bias_corr, cancel)
+            level, _ = _clipped(image)
+            report.darks.append(DarkLevel(
+                exptime=exptime, n_frames=master.n_frames if master else len(use),
+                level_adu=level,
+                rate_adu=level / exptime if exptime > 0 else float("nan"),
+                ccd_temp=set_point, source=master.name if master else "raw darks"))
+            if exptime > 0 and exptime > maps.get(set_point, (0.0, None))[0]:
+                maps[set_point] = (exptime, image)
+            done += 1
+            stages(done, total, f"{exptime:g} s")
+    for set_point, _ in set_points:
+        current = _dark_current([d for d in report.darks
+                                 if d.ccd_temp == set_point and d.exptime > 0], set_point)
+        if current is not None:
+            report.dark_currents.append(current)
+    if not report.dark_currents:
         report.notes.append("dark current needs darks longer than 0 s")
         return None
-    exposures = sorted({d.exptime for d in timed})
+    # The headline: the set-point with the most darks (the colder on a tie).
+    counts = {sp: sum(len(g.frames) for g in groups) for sp, groups in set_points}
+    main = max(report.dark_currents,
+               key=lambda c: (counts[c.set_point],
+                              -(c.set_point if c.set_point is not None else 0.0)))
+    report.dark_current_adu, report.dark_method = main.rate_adu, main.method
+    report.dark_temp = main.set_point
+    if len(report.dark_currents) > 1:
+        report.notes.append(
+            f"darks at {len(report.dark_currents)} temperature set-points, measured "
+            f"apart; hot pixels from the {_temp_text(main.set_point)} darks")
+    exptime, image = maps[main.set_point]
+    return image / np.float32(exptime)
+
+
+def _temp_text(temp):
+    return "unknown-temperature" if temp is None else f"{temp:.1f} C"
+
+
+def _dark_current(levels, set_point):
+    """`DarkCurrent` of one set-point from its levels (None without any)."""
+    if not levels:
+        return None
+    exposures = sorted({d.exptime for d in levels})
     if len(exposures) >= 2:
-        t = np.array([d.exptime for d in timed])
-        level = np.array([d.level_adu for d in timed])
-        report.dark_current_adu = float(np.polyfit(t, level, 1)[0])
-        report.dark_method = f"slope over {len(exposures)} exposures"
+        t = np.array([d.exptime for d in levels])
+        level = np.array([d.level_adu for d in levels])
+        rate = float(np.polyfit(t, level, 1)[0])
+        method = f"slope over {len(exposures)} exposures"
     else:
-        report.dark_current_adu = timed[0].rate_adu
-        report.dark_method = "level / exposure"
-    temps = [d.ccd_temp for d in timed if d.ccd_temp is not None]
-    report.dark_temp = float(np.median(temps)) if temps else None
-    return longest[1] / np.float32(longest[0])
+        rate, method = levels[0].rate_adu, "level / exposure"
+    return DarkCurrent(set_point=set_point, rate_adu=rate, method=method,
+                       n_exposures=len(exposures))
 
 
 def _hot_pixels(report, rate_map, hot_sigma, hot_threshold):
     from scipy.ndimage import median_filter
     # Compare with the local median so smooth amplifier glow is not "hot".
     excess = rate_map - median_filter(rate_map, size=5, mode="nearest")
-    sigma = _mad_std(excess)
+    sigma = _robust_std(excess)
     threshold = hot_sigma * sigma
     if hot_threshold is not None:
         if report.gain is None:
@@ -703,7 +804,7 @@ def measure_vignetting(flat, *, blocks=24):
             raise CcdcalError("flat has too few valid pixels to measure vignetting")
         coef = np.linalg.lstsq(a[good], b[good], rcond=None)[0]
         resid = b - a @ coef
-        sigma = _mad_std(resid[good])
+        sigma = _robust_std(resid[good])
         good = np.isfinite(b) & (np.abs(resid) <= 3 * max(sigma, 1e-12))
     gy, gx = np.meshgrid(np.linspace(0, ny - 1, 101), np.linspace(0, nx - 1, 101),
                          indexing="ij")
@@ -755,19 +856,19 @@ def radial_profile(flat, centre, bins=30):
 def _flats(report, flats, bias_corr, rate_map, regions, masters, max_frames,
            stages, cancel):
     """Normalised flat per filter (vignetting), and the image for ccdmask."""
-    from .masters import master_data
+    from .masters import master_data, normalise_flat
     by_filter = group_frames(flats, ("filter",))
     normalised = {}
     for k, group in enumerate(by_filter):
         check(cancel)
         filt = group.value
-        master = _master_for(masters, "flat", report.shape, report.binning, filter=filt)
+        master = _master_for(masters, "flat", group.frames[0], report.shape)
         if master is not None:
             flat = np.array(master_data(master), dtype=np.float64)
         else:
             flat = _combine_flats(group.frames[:max_frames], bias_corr, rate_map,
                                   regions, cancel)
-        flat = flat / np.nanmedian(flat)
+        flat = normalise_flat(flat, "mean")[0]
         normalised[filt] = (flat, len(group.frames))
         fraction, peak = measure_vignetting(flat)
         report.vignetting[filt] = fraction
@@ -777,17 +878,25 @@ def _flats(report, flats, bias_corr, rate_map, regions, masters, max_frames,
 
 
 def _combine_flats(frames, bias_corr, rate_map, regions, cancel):
-    exptimes = [f.exptime for f in frames if f.exptime is not None]
-    subtract = bias_corr
-    if rate_map is not None and exptimes:
-        subtract = bias_corr + rate_map * np.float32(np.median(exptimes))
+    """Median of the flats, each less the bias and the dark of its own
+    exposure (the dark rate map times it), scaled by 1 / its median."""
+    by_exptime = {}
+
+    def subtrahend(frame):
+        if rate_map is None or not frame.exptime:
+            return bias_corr
+        if frame.exptime not in by_exptime:
+            by_exptime[frame.exptime] = bias_corr + rate_map * np.float32(frame.exptime)
+        return by_exptime[frame.exptime]
+
+    subtract = [subtrahend(f) for f in frames]
     if regions is None:
         return _stack(frames, None, "median", corrected=True, subtract=subtract,
                       scale="inverse_median", cancel=cancel)
     arrays = []
-    for frame in frames:
+    for frame, sub in zip(frames, subtract):
         check(cancel)
-        arrays.append(_corrected(frame, regions) - subtract)
+        arrays.append(_corrected(frame, regions) - sub)
     return combine(arrays, method="median", scale="inverse_median", cancel=cancel).data
 
 
@@ -906,7 +1015,7 @@ def characterise(frames, masters=(), *, hot_sigma=5.0, hot_threshold=None,
         bias_raw, bias_corr = _bias(report, biases, regions, max_frames, cancel)
     else:
         report.notes.append("no bias frames: no bias structure, gain or dark current")
-        master = _master_for(masters, "bias", report.shape, binning)
+        master = _master_for(masters, "bias", used[0], report.shape)
         if master is not None:
             from .masters import master_data
             bias_corr = np.array(master_data(master), dtype=np.float32)
@@ -932,7 +1041,7 @@ def characterise(frames, masters=(), *, hot_sigma=5.0, hot_threshold=None,
         _hot_pixels(report, rate_map, hot_sigma, hot_threshold)
         if report.gain is not None:
             report.dark_current_e = report.dark_current_adu * report.gain
-            for d in report.darks:
+            for d in report.darks + report.dark_currents:
                 d.rate_e = d.rate_adu * report.gain
 
     stages.start("flats")

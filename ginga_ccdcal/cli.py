@@ -1,18 +1,45 @@
 """The ``ginga-ccdcal`` command line.
 
-Exit status: 0 all done; 1 done, but some files were skipped or steps
-missing (each listed); 2 nothing could be done (bad arguments, empty
-folder...); 130 interrupted.
+Exit status: 0 all done; 1 done, but some files were skipped, not
+calibrated or steps missing (each listed); 2 nothing could be done (bad
+arguments, empty folder...); 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM).
+
+Lines on stderr start with what they are: ``skipped:`` (a file not used),
+``not calibrated:`` (a light nothing could be applied to, not written),
+``warning:`` (done, but look at this), ``note:``.
 """
 
 import argparse
 import os
+import signal
 import sys
 
 from . import __version__
 from .errors import CcdcalError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop as cleanly as after Ctrl-C (temporary files
+    removed, finished outputs kept)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _clear_temps(*folders):
+    """Remove the temporary files killed runs left under the output folders."""
+    from .safe_write import remove_stale_temps
+    for folder in folders:
+        if folder and os.path.isdir(folder):
+            removed = remove_stale_temps(folder)
+            if removed:
+                print(f"note: removed {len(removed)} temporary file(s) left in {folder} "
+                      "by an interrupted run", file=sys.stderr)
 
 
 class ProgressBar:
@@ -46,13 +73,49 @@ def _say(lines, stream=None, prefix=""):
 
 
 def _aliases(args):
-    """--aliases, else the file the CCD Browser keeps beside Ginga's settings."""
-    import os
-    from .classify import default_aliases_path, load_aliases
+    """The user's vocabulary: --aliases, else the file the CCD Browser keeps
+    beside Ginga's settings; --type TYPE=GLOB is added to it (and saved there).
+
+    Read once per run; a broken file raises `classify.VocabularyError`, which
+    `main` prints as one line (exit status 2).
+    """
+    if getattr(args, "_vocabulary", None) is not None:
+        return args._vocabulary or None
+    from .classify import add_file_types, default_aliases_path, load_aliases
     path = getattr(args, "aliases", None)
     if not path and os.path.exists(default_aliases_path()):
         path = default_aliases_path()
-    return load_aliases(path) if path else None
+    file_types = dict(getattr(args, "type", None) or [])
+    # --type may start a new vocabulary file; otherwise a missing one is an error
+    starting = file_types and path and not os.path.lexists(path)
+    vocabulary = load_aliases(path) if path and not starting else {}
+    if file_types:
+        path = path or default_aliases_path()
+        vocabulary = add_file_types(file_types, path)
+        _say((f"files '{glob}' are {kind} (saved in {path})"
+              for glob, kind in file_types.items()), prefix="note: ")
+    args._vocabulary = vocabulary
+    return vocabulary or None
+
+
+def _file_type(text):
+    """``TYPE=GLOB`` of --type, e.g. ``flat=flat-*``, as (glob, type)."""
+    from .classify import FRAME_TYPES
+    kind, sep, glob = text.partition("=")
+    kind, glob = kind.strip().lower(), glob.strip()
+    if not sep or not glob or kind not in FRAME_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not TYPE=GLOB with TYPE one of {', '.join(FRAME_TYPES)} "
+            "(e.g. --type flat='flat-*')")
+    return glob, kind
+
+
+def _add_type_option(p):
+    p.add_argument("--type", action="append", type=_file_type, metavar="TYPE=GLOB",
+                   help="files matching GLOB are of TYPE whatever their header says, "
+                        "e.g. --type flat='flat-*' (repeatable); kept in the vocabulary "
+                        "file (--aliases) for later runs and the CCD Browser")
+    p.set_defaults(uses_vocabulary=True)
 
 
 def _scan(args, bar):
@@ -68,11 +131,11 @@ def cmd_scan(args):
     keys = args.group_by or ["frametype", "exptime"]
     print(f"{result.folder}: {len(result.frames)} frames")
     print(format_tree(group_frames(result.frames, keys), show_files=args.files))
-    guessed = [f for f in result.frames if f.guessed]
-    if guessed:
-        print(f"{len(guessed)} frame type(s) guessed from the pixels "
-              "(no usable IMAGETYP/OBSTYPE/FRAMETYP):")
-        _say((f.name + " -> " + f.frametype for f in guessed), sys.stdout, "  ")
+    notes = result.type_notes()
+    if notes:
+        print(f"{len(notes)} frame type(s) guessed, corrected or unknown, and why "
+              "(settle one with --type TYPE=GLOB):")
+        _say(notes, sys.stdout, "  ")
     if result.problems:
         print(f"{len(result.problems)} file(s) skipped:", file=sys.stderr)
         _say(result.problems, prefix="  ")
@@ -98,6 +161,7 @@ def _options(args):
         if args.sigma_clip and kind in args.sigma_clip:
             options.sigma_clip[kind] = True
     options.sigma_low, options.sigma_high = args.clip_low, args.clip_high
+    options.flat_norm = args.flat_norm
     if args.mem_limit:
         options.mem_limit = int(args.mem_limit * 2**20)
     return options
@@ -107,66 +171,140 @@ def _print_masters(report):
     for master in report.masters:
         kept = " (existing, kept)" if master in report.kept else ""
         print(f"  {master.name}: {master.describe()}{kept}")
+        for line in report.summary(master):
+            print(f"    {line}")
+
+
+def _refuse_raw_as_out(out, raw_folders):
+    """The output folder must never be a folder of raw frames."""
+    for folder in raw_folders:
+        if os.path.abspath(out) == os.path.abspath(folder):
+            raise CcdcalError(f"{out}: the output folder must differ from the raw folder")
 
 
 def cmd_masters(args):
     from .masters import build_masters
+    from .reduce import calibration_frames_text
+    _refuse_raw_as_out(args.out, [args.raw])
+    _clear_temps(args.out)
     result = _scan(args, ProgressBar("scan", not args.quiet))
+    counts = result.counts()
+    if not any(counts.get(k) for k in ("bias", "dark", "flat")):
+        unreadable = f"; {len(result.problems)} unreadable" if result.problems else ""
+        raise CcdcalError(calibration_frames_text(args.raw, counts) + unreadable)
     bar = ProgressBar("masters", not args.quiet)
     report = build_masters(result.frames, args.out, _options(args),
                            overwrite=args.overwrite, progress=bar)
     bar.close()
+    print(f"{args.raw}: {calibration_frames_text(args.raw, counts)}")
     print(f"masters in {args.out}:")
     _print_masters(report)
-    problems = [str(p) for p in result.problems] + report.problems
-    _say(problems, prefix="warning: ")
+    _say(result.type_notes(), prefix="note: ")
+    skipped = [str(p) for p in result.problems]
+    _say(report.problems, prefix="warning: ")
+    _say(skipped, prefix="skipped: ")
     if not report.masters:
         return EXIT_FAILED
-    return EXIT_PARTIAL if problems else EXIT_OK
+    return EXIT_PARTIAL if skipped or report.problems else EXIT_OK
+
+
+def _calibrate_inputs(items):
+    """The files ``calibrate`` was given: (named files, {folder: files}).
+
+    Raises `CcdcalError` for a path that does not exist.
+    """
+    from .fitsfile import is_fits_name
+    named, folders = [], {}
+    for item in map(str, items):
+        if os.path.isdir(item):
+            folders[item] = sorted(os.path.join(item, f) for f in os.listdir(item)
+                                   if is_fits_name(f))
+        elif os.path.exists(item):
+            named.append(item)
+        else:
+            raise CcdcalError(f"{item}: no such file or folder")
+    return named, folders
+
+
+def _lights_to_calibrate(args):
+    """Lights of the folders given, and any file named; notes on the rest.
+
+    In a folder only the lights are calibrated (its bias, darks and flats
+    made the masters); a calibration frame named on its own is calibrated
+    as asked, with a note.
+    """
+    from .scan import scan_files
+    named, folders = _calibrate_inputs(args.lights)
+    _refuse_raw_as_out(args.out, list(folders) + [os.path.dirname(os.path.abspath(p))
+                                                  for p in named])
+    aliases = _aliases(args)
+    explicit = scan_files(named, aliases=aliases)
+    lights = list(explicit.frames)
+    problems = [str(p) for p in explicit.problems]
+    _say((f"{f.path}: header says {f.frametype}; calibrated as a light because it was "
+          "named on the command line" for f in lights if f.frametype != "light"),
+         prefix="note: ")
+    for folder, files in folders.items():
+        scanned = scan_files(files, folder=folder, aliases=aliases)
+        problems += [str(p) for p in scanned.problems]
+        found = scanned.of_type("light")
+        others = {k: n for k, n in scanned.counts().items() if k != "light"}
+        if not found:
+            found_text = ", ".join(f"{n} {k}" for k, n in sorted(others.items()))
+            raise CcdcalError(f"no light frames in {folder}"
+                              + (f": {found_text}" if found_text else ": no FITS frames")
+                              + (f"; {len(scanned.problems)} unreadable"
+                                 if scanned.problems else ""))
+        if others:
+            print(f"{folder}: {len(found)} light(s); {sum(others.values())} calibration "
+                  "frames left alone (" + ", ".join(
+                      f"{n} {k}" for k, n in sorted(others.items())) + ")")
+        lights += found
+    seen, unique = set(), []
+    for frame in lights:             # a file named and inside a folder given
+        if os.path.abspath(frame.path) not in seen:
+            seen.add(os.path.abspath(frame.path))
+            unique.append(frame)
+    # Outputs mirror the inputs' folders below the folder they share, so
+    # 'a/light_001.fit' and 'b/light_001.fit' both survive.
+    roots = list(folders) + [os.path.dirname(os.path.abspath(p)) for p in named]
+    root = os.path.commonpath([os.path.abspath(r) for r in roots]) if roots else None
+    return unique, problems, root
 
 
 def cmd_calibrate(args):
     from .masters import load_masters
     from .reduce import calibrate_lights
-    from .scan import scan_files
+    _clear_temps(args.out)
     masters = load_masters(args.masters)
     if not masters:
         raise CcdcalError(f"{args.masters}: no masters made by ginga-ccdcal there "
                           "(run 'ginga-ccdcal masters RAW --out DIR' first)")
-    files = []
-    for item in args.lights:
-        if os.path.isdir(item):
-            from .fitsfile import is_fits_name
-            files += sorted(os.path.join(item, f) for f in os.listdir(item)
-                            if is_fits_name(f))
-        else:
-            files.append(item)
-    scanned = scan_files(files, aliases=_aliases(args))
-    lights = scanned.frames
-    not_light = [f for f in lights if f.frametype != "light"]
-    _say((f"{f.path}: header says {f.frametype}, calibrating as a light anyway"
-          for f in not_light), prefix="note: ")
+    lights, problems, root = _lights_to_calibrate(args)
     bar = ProgressBar("calibrate", not args.quiet)
     report = calibrate_lights(lights, masters, args.out, _calibration(args),
-                              overwrite=args.overwrite, progress=bar)
+                              raw_root=root, overwrite=args.overwrite, progress=bar)
     bar.close()
-    return _print_calibration(report, [str(p) for p in scanned.problems])
+    return _print_calibration(report, problems)
 
 
-def _print_calibration(report, problems):
-    print(f"{len(report.written)} calibrated, {len(report.existing)} already there "
-          "(kept; --overwrite to redo)" if report.existing else
-          f"{len(report.written)} calibrated")
-    _say(report.warnings, prefix="warning: ")
+def _print_calibration(report, problems, warnings=()):
+    print(report.summary())
+    warnings = list(warnings) + report.warnings
+    _say(warnings, prefix="warning: ")
+    _say((f"{path}: {reason}" for path, reason in report.not_calibrated.items()),
+         prefix="not calibrated: ")
     problems = problems + report.problems
     _say(problems, prefix="skipped: ")
-    if not report.written and not report.existing:
+    if not (report.written or report.existing or report.not_calibrated):
         return EXIT_FAILED
-    return EXIT_PARTIAL if problems or report.warnings else EXIT_OK
+    return (EXIT_PARTIAL if problems or warnings or report.not_calibrated
+            else EXIT_OK)
 
 
 def cmd_reduce(args):
     from .reduce import reduce_night
+    _clear_temps(args.out, args.masters)
     bar = ProgressBar("reduce", not args.quiet)
     night = reduce_night(args.raw, args.out, masters_dir=args.masters,
                          options=_options(args), overwrite=args.overwrite,
@@ -177,13 +315,15 @@ def cmd_reduce(args):
     print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
-    problems = [str(p) for p in night.scan.problems] + night.guessed + night.masters.problems
-    return _print_calibration(night.calibration, problems)
+    _say(night.scan.type_notes(guessed=False), prefix="note: ")
+    return _print_calibration(night.calibration, [str(p) for p in night.scan.problems],
+                              night.guessed + night.masters.problems)
 
 
 def cmd_watch(args):
     from .watch import FolderWatcher
     masters_dir = args.masters or os.path.join(args.out, "masters")
+    _clear_temps(args.out, masters_dir if args.live_masters else None)
     if not os.path.isdir(masters_dir):
         print(f"note: {masters_dir} does not exist yet; lights are calibrated "
               "as far as the masters that appear there allow", file=sys.stderr)
@@ -209,7 +349,13 @@ def cmd_watch(args):
 
 
 def cmd_characterise(args):
-    from .characterise import characterise_folder
+    from .characterise import REPORT_FILES, characterise_folder
+    if args.out and not args.overwrite:
+        there = [name for name in REPORT_FILES.values()
+                 if os.path.exists(os.path.join(args.out, name))]
+        if there:
+            raise CcdcalError(f"{args.out}: a report is already there ({', '.join(there)}); "
+                              "use --overwrite to replace it")
     bar = ProgressBar("characterise", not args.quiet)
     report = characterise_folder(args.raw, args.out, progress=bar,
                                  masters_dir=args.masters)
@@ -265,6 +411,9 @@ def _add_master_options(p):
                    metavar="KIND", help="sigma-clip these kinds before combining")
     p.add_argument("--clip-low", type=float, default=3.0, help="low clip, sigma (3)")
     p.add_argument("--clip-high", type=float, default=3.0, help="high clip, sigma (3)")
+    p.add_argument("--flat-norm", choices=("mean", "median"), default="mean",
+                   help="divide the master flat by its mean (default, as ccdproc "
+                        "and IRAF do) or its median")
     p.add_argument("--mem-limit", type=float, metavar="MB",
                    help="memory the combination may use (default: a quarter of RAM, "
                         "at most 2 GB)")
@@ -277,14 +426,39 @@ def _add_calibration_options(p):
     p.add_argument("--dark-scale", choices=("exposure", "fit"), default="exposure",
                    help="scale the dark by the exposure ratio (default), or fit the "
                         "factor that best removes its hot pixels from each light")
-    p.add_argument("--gain", metavar="E_PER_ADU",
-                   type=lambda s: s if s == "header" else float(s),
+    p.add_argument("--gain", metavar="E_PER_ADU", type=_gain_value,
                    help="convert to electrons with this gain, or 'header' for GAIN/EGAIN")
     p.add_argument("--readnoise", metavar="ELECTRONS", type=float,
                    help="write a per-pixel uncertainty (UNCERT extension) from this "
                         "read noise and the photon noise; needs --gain")
     p.add_argument("--cosmics", action="store_true",
                    help="remove cosmic rays from the calibrated lights (L.A.Cosmic)")
+
+
+def _gain_value(text):
+    """--gain: a number (e-/ADU) or 'header'."""
+    if text == "header":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'header'"
+                                         if value is None else
+                                         f"{text!r}: the gain must be a positive number")
+    return value
+
+
+def _global_options(parser, default):
+    """-q and --aliases, accepted before the command and after it."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars")
+    parser.add_argument("--aliases", metavar="JSON", default=default,
+                        help="your own IMAGETYP/FILTER spellings, e.g. "
+                             '{"type": {"calib-z": "bias"}, "filter": {"Halpha": "Ha"}}; '
+                             "default: ~/.ginga/ccdcal_aliases.json, kept by the CCD "
+                             "Browser")
 
 
 def build_parser():
@@ -294,47 +468,54 @@ def build_parser():
         epilog="Raw files are never modified; outputs are never overwritten "
                "unless --overwrite is given.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--aliases", metavar="JSON",
-                        help="your own IMAGETYP/FILTER spellings, e.g. "
-                             '{"type": {"calib-z": "bias"}, "filter": {"Halpha": "Ha"}}; '
-                             "default: ~/.ginga/ccdcal_aliases.json, kept by the CCD Browser")
+    _global_options(parser, None)
+    parser.set_defaults(quiet=False)
+    # After the command as well; SUPPRESS keeps a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("scan", help="show a folder's frames grouped by header values")
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("scan", help="show a folder's frames grouped by header values")
     p.add_argument("raw", help="folder of raw frames (searched recursively)")
     p.add_argument("--group-by", nargs="+", metavar="KEY",
                    help="keywords to group by, outermost first "
                         "(default: frametype exptime; any header keyword works)")
     p.add_argument("--files", action="store_true", help="list every file")
+    _add_type_option(p)
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("masters", help="build master bias, darks and flats")
+    p = command("masters", help="build master bias, darks and flats")
     p.add_argument("raw", help="folder of raw frames")
     p.add_argument("--out", required=True, help="folder for the masters")
     p.add_argument("--overwrite", action="store_true", help="rebuild existing masters")
+    _add_type_option(p)
     _add_master_options(p)
     p.set_defaults(func=cmd_masters)
 
-    p = sub.add_parser("calibrate", help="calibrate lights with existing masters")
+    p = command("calibrate", help="calibrate lights with existing masters")
     p.add_argument("lights", nargs="+", help="light frames (files or folders)")
     p.add_argument("--masters", required=True, help="folder with the masters")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("reduce", help="the whole night: masters, then every light")
+    p = command("reduce", help="the whole night: masters, then every light")
     p.add_argument("raw", help="folder of raw frames")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
     p.add_argument("--masters", help="folder for masters (default OUT/masters)")
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild masters and recalibrate existing outputs")
+    _add_type_option(p)
     _add_master_options(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_reduce)
 
-    p = sub.add_parser("watch", help="calibrate each new light as the camera writes it")
+    p = command("watch", help="calibrate each new light as the camera writes it")
     p.add_argument("raw", help="the camera's folder")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
     p.add_argument("--masters", help="folder of masters, reloaded when it changes "
@@ -348,17 +529,20 @@ def build_parser():
                         "lights use the new ones")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
+    _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("characterise",
+    p = command("characterise",
                        help="read noise, gain, dark current, hot pixels, vignetting")
     p.add_argument("raw", help="folder with bias, dark and flat frames")
     p.add_argument("--out", help="write an HTML/text report with plots here")
     p.add_argument("--masters", help="folder of masters to use where they fit")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report already in --out")
     p.set_defaults(func=cmd_characterise)
 
-    p = sub.add_parser("sample", help="write a sample night (real headers, synthetic pixels)")
+    p = command("sample", help="write a sample night (real headers, synthetic pixels)")
     p.add_argument("dir", help="folder to create")
     p.add_argument("--scale", type=float, default=0.25,
                    help="image size relative to the real 3085x2048 camera (0.25)")
@@ -366,13 +550,13 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("gui", help="start Ginga with the CCD plugins")
+    p = command("gui", help="start Ginga with the CCD plugins")
     p.add_argument("raw", nargs="?", help="folder to open in the CCD Browser")
     p.add_argument("--screenshot", metavar="PNG",
                    help="save a screenshot once the folder is scanned, then exit")
     p.set_defaults(func=cmd_gui)
 
-    p = sub.add_parser("demo", help="sample night -> masters -> calibrated frame in Ginga")
+    p = command("demo", help="sample night -> masters -> calibrated frame in Ginga")
     p.add_argument("dir", nargs="?", default="ccdcal-demo",
                    help="working folder (default ./ccdcal-demo)")
     p.add_argument("--scale", type=float, default=0.25, help="see 'sample'")
@@ -383,17 +567,43 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    previous = _on_sigterm(_raise_terminated)
     try:
+        return _run(argv)
+    finally:
+        _on_sigterm(previous)
+
+
+def _run(argv):
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "readnoise", None) is not None and args.gain is None:
+            parser.error("--readnoise needs --gain (e-/ADU, or 'header'): the noise "
+                         "is computed in electrons")
+        if getattr(args, "uses_vocabulary", False):
+            _aliases(args)  # a broken vocabulary file stops before any output
         return args.func(args)
     except CcdcalError as exc:
         print(f"ginga-ccdcal: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("ginga-ccdcal: interrupted; finished outputs are kept, run again "
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ginga-ccdcal: {what}; finished outputs are kept, run again "
               "to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM; returns the one it replaces.
+
+    Signals can only be handled in the main thread (a caller embedding
+    `main` elsewhere keeps its own handling).
+    """
+    import threading
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.io import fits
+from astropy.stats import mad_std
 
 from . import fitsfile
 from .errors import CalibrationError, CcdcalError, FrameError
@@ -49,8 +50,10 @@ METHODS = ("average", "median", "sum")
 CENTER_FUNCS = ("mean", "median")
 DEV_FUNCS = ("std", "mad_std")
 
-#: astropy's (and so ccdproc's) factor turning a MAD into a Gaussian sigma.
-MAD_TO_STD = 1.482602218505602
+#: The factor turning a MAD into a Gaussian sigma, taken from
+#: `astropy.stats.mad_std` itself (ccdproc's deviation) so the two agree:
+#: the vectorised per-pixel MAD below cannot call it.
+MAD_TO_STD = float(mad_std(np.array([-1.0, 1.0])))
 
 _GiB = 1 << 30
 # Bands aim at this many bytes of stack per worker: big enough that the
@@ -834,8 +837,8 @@ def _check_threshold(value, name):
 
 def combine(frames, method="median", *, subtract=None, scale=None,
             sigma_clip=False, sigma_clip_low_thresh=3.0,
-            sigma_clip_high_thresh=3.0, sigma_clip_func="mean",
-            sigma_clip_dev_func="std", mem_limit=None, dtype=np.float32,
+            sigma_clip_high_thresh=3.0, sigma_clip_func="median",
+            sigma_clip_dev_func="mad_std", mem_limit=None, dtype=np.float32,
             progress=None, cancel=None, threads=None):
     """Combine a stack of frames like :func:`ccdproc.combine`, in bounded memory.
 
@@ -849,9 +852,12 @@ def combine(frames, method="median", *, subtract=None, scale=None,
         How to combine the pixels that survive masking and clipping.  As in
         ccdproc, ``"sum"`` is the plain sum of the surviving values (not
         rescaled for the excluded ones).
-    subtract : None, float or 2-D array, optional
+    subtract : None, float, 2-D array, or a list of these, optional
         Subtracted from every frame first (master bias, or bias + scaled
-        dark).
+        dark).  A list or tuple with one item per frame subtracts each
+        frame's own (flats of several exposures, each with its own dark);
+        pass the same array object for frames that share it, so it is
+        converted once.
     scale : None, sequence of float or "inverse_median", optional
         Per-frame multipliers applied after ``subtract`` (ccdproc meaning:
         ``frame * scale[i]``).  ``"inverse_median"`` multiplies each frame by
@@ -867,11 +873,17 @@ def combine(frames, method="median", *, subtract=None, scale=None,
         Rejection thresholds in units of the deviation; None disables that
         side, as ccdproc documents (ccdproc itself passes None on to
         astropy, which then uses 3).  The sign is ignored.
-    sigma_clip_func : {"mean", "median"}, optional
+    sigma_clip_func : {"median", "mean"}, optional
         Center of the stack for clipping.
-    sigma_clip_dev_func : {"std", "mad_std"}, optional
-        Deviation for clipping: standard deviation about the mean, or
-        1.4826 times the median absolute deviation from the median.
+    sigma_clip_dev_func : {"mad_std", "std"}, optional
+        Deviation for clipping: the median absolute deviation from the
+        median scaled to a Gaussian sigma (`astropy.stats.mad_std`), or
+        the standard deviation about the mean.  The defaults are the robust
+        pair ccdproc's documentation recommends (``ccdproc.combine``
+        itself defaults to mean and std): with N frames a mean/std clip
+        can never reject a value further out than (N - 1)/sqrt(N) sigma,
+        2.85 sigma for ten frames, so a 3-sigma mean/std clip rejects
+        nothing.
     mem_limit : int, optional
         Budget in bytes for everything this call allocates, the result
         included (default: :func:`default_mem_limit`); arrays passed in
@@ -970,30 +982,20 @@ def combine(frames, method="median", *, subtract=None, scale=None,
                              f"{shape0} of the first frame ({name0})")
     height, width = shape0
 
-    # -- what is subtracted
-    sub_scalar = None
-    sub_array = None
-    sub_bad = False
-    sub_copy_bytes = 0
-    if subtract is not None:
-        if np.ndim(subtract) == 0:
-            sub_scalar = float(subtract)
-            sub_bad = not np.isfinite(sub_scalar)
-        else:
-            sub = subtract
-            if isinstance(sub, np.ma.MaskedArray):
-                sub = sub.astype(work).filled(np.nan)
-                sub_copy_bytes = sub.nbytes
-            else:
-                sub = np.asarray(getattr(sub, "data", sub))
-            if sub.shape != shape0:
-                raise CcdcalError(f"the array to subtract has shape {sub.shape}, "
-                                  f"the frames {shape0}")
-            if sub.dtype.kind not in "f":
-                sub = sub.astype(work)
-                sub_copy_bytes = sub.nbytes
-            sub_array = sub
-            sub_bad = sub.dtype.kind == "f" and not np.isfinite(sub).all()
+    # -- what is subtracted: one (scalar, array) per frame, shared arrays
+    # converted once
+    per_frame = _is_per_frame(subtract, n)
+    parsed = {}
+
+    def parse(item):
+        if id(item) not in parsed:
+            parsed[id(item)] = _parse_subtract(item, shape0, work)
+        return parsed[id(item)]
+
+    subs = [parse(item)[:2] for item in subtract] if per_frame \
+        else [parse(subtract)[:2]] * n
+    sub_bad = any(p[2] for p in parsed.values())
+    sub_copy_bytes = sum(p[3] for p in parsed.values())
 
     # -- memory budget: the result, a converted copy of `subtract`, the
     # decompressed frames kept in memory, and per-worker band buffers.
@@ -1077,7 +1079,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
             out = scratch.get("frame", (r1 - r0, width), work)
             raw = scratch.get("raw", ((r1 - r0) * width * raw_size,), np.uint8)
             sources[i].read_rows(r0, r1, out, raw)
-            _subtract(out, sub_scalar, sub_array, r0, r1)
+            _subtract(out, *subs[i], r0, r1)
             return out
 
         # -- the flat recipe's per-frame factors
@@ -1118,7 +1120,7 @@ def combine(frames, method="median", *, subtract=None, scale=None,
             for i, src in enumerate(sources):
                 plane = stack[i]
                 src.read_rows(r0, r1, plane, raw)
-                _subtract(plane, sub_scalar, sub_array, r0, r1)
+                _subtract(plane, *subs[i], r0, r1)
                 if factors is not None:
                     # a float64 factor: multiply in double, round once
                     np.multiply(plane, np.float64(factors[i]), out=plane,
@@ -1146,8 +1148,8 @@ def combine(frames, method="median", *, subtract=None, scale=None,
     settings = {
         "method": method,
         "n_frames": n,
-        "subtract": ("none" if subtract is None else
-                     f"scalar {sub_scalar!r}" if sub_scalar is not None else "array"),
+        "subtract": ("per frame" if per_frame else "none" if subtract is None else
+                     f"scalar {subs[0][0]!r}" if subs[0][0] is not None else "array"),
         "scale": (None if scale is None else
                   "inverse_median" if isinstance(scale, str) else "factors"),
         "scale_factors": factors,
@@ -1184,6 +1186,37 @@ def _band_rows(spare, per_pixel, width, workers):
         if rows >= 1 or workers == 1:
             return workers, max(1, int(rows))
         workers -= 1
+
+
+def _is_per_frame(subtract, n):
+    """Whether ``subtract`` is one item (None, number, 2-D array) per frame."""
+    if not isinstance(subtract, (list, tuple)) or len(subtract) != n:
+        return False
+    return all(item is None or np.ndim(item) in (0, 2) for item in subtract)
+
+
+def _parse_subtract(subtract, shape, work):
+    """``(scalar, array, may hold non-finite values, bytes copied)``."""
+    if subtract is None:
+        return None, None, False, 0
+    if np.ndim(subtract) == 0:
+        scalar = float(subtract)
+        return scalar, None, not np.isfinite(scalar), 0
+    copied = 0
+    sub = subtract
+    if isinstance(sub, np.ma.MaskedArray):
+        sub = sub.astype(work).filled(np.nan)
+        copied = sub.nbytes
+    else:
+        sub = np.asarray(getattr(sub, "data", sub))
+    if sub.shape != shape:
+        raise CcdcalError(f"the array to subtract has shape {sub.shape}, "
+                          f"the frames {shape}")
+    if sub.dtype.kind not in "f":
+        sub = sub.astype(work)
+        copied = sub.nbytes
+    bad = sub.dtype.kind == "f" and not np.isfinite(sub).all()
+    return None, sub, bad, copied
 
 
 def _subtract(out, scalar, array, r0, r1):

@@ -11,8 +11,20 @@ idea as "dark optimisation".)
 """
 
 import numpy as np
+from astropy.stats import mad_std
 
-__all__ = ["fit_dark_scale"]
+from .errors import CalibrationError
+
+__all__ = ["DarkScaleError", "fit_dark_scale"]
+
+
+class DarkScaleError(CalibrationError, ValueError):
+    """No scale can be fitted (a dark without structure).
+
+    A `CalibrationError`, so one such dark skips the lights that need it
+    with a one-line message and the batch goes on; still a `ValueError`
+    for code that caught that before.
+    """
 
 
 def fit_dark_scale(light, dark, *, clip=5.0, iterations=4):
@@ -35,7 +47,7 @@ def fit_dark_scale(light, dark, *, clip=5.0, iterations=4):
 
     Raises
     ------
-    ValueError
+    DarkScaleError
         The dark has no pixel-to-pixel structure to fit (all flat).
     """
     light = np.asarray(light, dtype=np.float64)
@@ -46,15 +58,16 @@ def fit_dark_scale(light, dark, *, clip=5.0, iterations=4):
     # The master dark's own noise inflates sum(dd**2) and would bias the
     # factor low (regression dilution); its variance comes off, estimated
     # robustly from the bulk of the pixels.
-    noise_var = (1.4826 * np.median(np.abs(dd[good] - np.median(dd[good])))) ** 2
+    noise_var = mad_std(dd[good]) ** 2
     scale = None
     for _ in range(iterations):
         weight = np.dot(dd[good], dd[good]) - good.sum() * noise_var
         if weight <= 0:
-            raise ValueError("the dark has no structure to fit a scale to")
+            raise DarkScaleError("the dark has no structure (hot pixels) to fit "
+                                 "a scale to")
         scale = np.dot(dl[good], dd[good]) / weight
         residual = dl - scale * dd
-        spread = 1.4826 * np.median(np.abs(residual[good] - np.median(residual[good])))
+        spread = mad_std(residual[good])
         if spread == 0:
             break
         keep = good & (np.abs(residual) < clip * spread)

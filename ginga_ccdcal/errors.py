@@ -26,6 +26,14 @@ class CalibrationError(CcdcalError):
     """A calibration that cannot be done as asked (no master, bad scaling...)."""
 
 
+class NotCalibrated(CalibrationError):
+    """A light none of whose calibration steps could be applied.
+
+    Such a light is never written under a calibrated name nor counted as
+    calibrated; the message says why (e.g. "no master bias, dark or flat").
+    """
+
+
 class Cancelled(CcdcalError):
     """Long work stopped because the user asked for it."""
 

@@ -7,9 +7,11 @@ astropy traceback.
 """
 
 import gzip
+import math
 import os
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,8 @@ from astropy.io import fits
 from .errors import FrameError
 
 __all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "LazyHeader",
-           "read_header", "read_image", "is_complete"]
+           "read_header", "read_image", "is_complete", "printable",
+           "sanitise_header", "SANITISED_KEYWORD", "MAX_AXES"]
 
 #: File names the scanner treats as FITS frames (case-insensitive).
 FITS_SUFFIXES = (".fit", ".fits", ".fts", ".fit.gz", ".fits.gz", ".fts.gz",
@@ -26,6 +29,11 @@ FITS_SUFFIXES = (".fit", ".fits", ".fts", ".fit.gz", ".fits.gz", ".fts.gz",
 
 _BLOCK = 2880
 _CARD = 80
+#: The FITS standard allows at most 999 axes (NAXIS1 ... NAXIS999).
+MAX_AXES = 999
+#: BITPIX values the FITS standard defines.
+_BITPIX = (8, 16, 32, 64, -32, -64)
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_fits_name(name):
@@ -48,6 +56,7 @@ class HeaderInfo:
 
 _STRING = re.compile(r"'((?:[^']|'')*)'")
 _INT = re.compile(r"[+-]?\d+$")
+_PRINTABLE = re.compile(r"[ -~]*\Z")
 
 
 def _card_values(text):
@@ -60,14 +69,18 @@ def _card_values(text):
     HIERARCH cards are left to astropy as well.
     """
     values, hard = {}, set()
+    clean = _PRINTABLE.match(text) is not None  # one test for the usual header
     for start in range(0, len(text), _CARD):
         card = text[start:start + _CARD]
         key = card[:8].rstrip()
         if key == "END":
             break
         if key in ("HIERARCH", "CONTINUE") or key != key.upper() or (
-                "=" in card[:10] and card[8:10] != "= "):
-            hard.add(key)  # not standard: astropy knows the dialects
+                "=" in card[:10] and card[8:10] != "= ") or (
+                not clean and not _PRINTABLE.match(card)):
+            # Not standard (astropy knows the dialects) or not printable
+            # ASCII (`sanitise_header` escapes it in the astropy header).
+            hard.add(key)
             continue
         if card[8:10] != "= " or key in values:
             continue
@@ -114,9 +127,17 @@ class LazyHeader:
         self._header = None
 
     def astropy(self):
-        """The full `astropy.io.fits.Header` (parsed once, then kept)."""
+        """The full `astropy.io.fits.Header` (parsed once, then kept).
+
+        Cards astropy cannot parse or write (control characters, bytes
+        outside ASCII) are escaped by `sanitise_header`, which says so in
+        HISTORY.
+        """
         if self._header is None:
-            self._header = fits.Header.fromstring(self._text)
+            header = fits.Header.fromstring(self._text)
+            if self._hard:
+                sanitise_header(header)
+            self._header = header
         return self._header
 
     def _answers(self, key):
@@ -160,23 +181,66 @@ class LazyHeader:
         return repr(self.astropy())
 
 
-def _data_bytes(header):
+def _header_int(path, header, key, default, low=0, high=None):
+    """``header[key]`` as an int in ``[low, high]``, or a `FrameError`
+    naming the file and the keyword (a header is hostile input)."""
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError(path, f"bad header: {key} = {value!r} is not an integer")
+    if value < low or (high is not None and value > high):
+        limit = f"{low}..{high}" if high is not None else f">= {low}"
+        raise FrameError(path, f"bad header: {key} = {value} is out of range ({limit})")
+    return value
+
+
+def _image_layout(path, header):
+    """Validated ``(bitpix, shape)`` of the array ``header`` declares.
+
+    ``shape`` is in numpy order (FITS lists the fastest axis first, numpy
+    last).  Raises `FrameError` for a BITPIX the standard does not
+    define, more than `MAX_AXES` axes, or an axis length that is not a
+    non-negative integer.
+    """
+    naxis = _header_int(path, header, "NAXIS", 0, 0, MAX_AXES)
+    bitpix = header.get("BITPIX", 8)
+    if isinstance(bitpix, bool) or bitpix not in _BITPIX:
+        raise FrameError(path, f"bad header: BITPIX = {bitpix!r} is not one of "
+                         + ", ".join(map(str, _BITPIX)))
+    axes = [_header_int(path, header, f"NAXIS{i}", 0) for i in range(1, naxis + 1)]
+    return bitpix, tuple(reversed(axes))
+
+
+def _data_bytes(path, header):
     """Bytes of data (padded to whole blocks) that ``header`` announces."""
-    naxis = header.get("NAXIS", 0)
-    if not naxis:
+    bitpix, shape = _image_layout(path, header)
+    if not shape:
         return 0
-    n = abs(header.get("BITPIX", 8)) // 8
-    for i in range(1, naxis + 1):
-        n *= header.get(f"NAXIS{i}", 0)
-    n = header.get("GCOUNT", 1) * (header.get("PCOUNT", 0) + n)
+    n = abs(bitpix) // 8 * math.prod(shape)
+    n = _header_int(path, header, "GCOUNT", 1) * (_header_int(path, header, "PCOUNT", 0) + n)
     return -(-n // _BLOCK) * _BLOCK
 
 
-def _image_shape(header, compressed=False):
-    prefix = "ZNAXIS" if compressed else "NAXIS"
-    naxis = header.get(prefix, 0)
-    # FITS lists the fastest axis first; numpy wants it last.
-    return tuple(int(header.get(f"{prefix}{i}", 0)) for i in range(naxis, 0, -1))
+def decompressed_budget():
+    """Bytes a compressed frame may take once read: the memory budget of
+    `ginga_ccdcal.combine.default_mem_limit` (one budget for the package)."""
+    from .combine import default_mem_limit  # combine imports this module
+    return default_mem_limit()
+
+
+def _check_budget(path, bitpix, shape):
+    """Refuse a compressed image whose pixels would not fit the memory budget.
+
+    Calibration holds the decompressed pixels and a float32 copy of them,
+    so that is what is counted; a few hundred bytes of gzip can declare
+    gigabytes.
+    """
+    need = math.prod(shape) * (abs(bitpix) // 8 + 4)
+    budget = decompressed_budget()
+    if need > budget:
+        size = " x ".join(str(n) for n in reversed(shape))
+        raise FrameError(path, f"compressed file declares a {size} image "
+                         f"({need / 2**20:.0f} MiB to calibrate), more than the "
+                         f"memory budget of {budget / 2**20:.0f} MiB; not decompressed")
 
 
 def _check_image_shape(path, shape):
@@ -187,36 +251,81 @@ def _check_image_shape(path, shape):
     return shape
 
 
+def _read_header_blocks(path, stream):
+    """The primary header's bytes, block by block up to the END card."""
+    blocks = []
+    while True:
+        block = stream.read(_BLOCK)
+        if not blocks and not block:
+            raise FrameError(path, "empty file (0 bytes)")
+        if not blocks and not block.startswith(b"SIMPLE  ="):
+            # Said first: a short text file is not FITS, not a truncated one.
+            raise FrameError(path, "not a FITS file (no SIMPLE card)")
+        if len(block) < _BLOCK:
+            raise FrameError(path, "truncated FITS (header ends early); "
+                             "is the file still being written?")
+        blocks.append(block)
+        # END sits at the start of a card in the last block.
+        cards = [block[i:i + 8] for i in range(0, _BLOCK, _CARD)]
+        if b"END     " in cards:
+            return b"".join(blocks)
+
+
 def _read_primary_header_fast(path, size):
-    """Parse the primary header block by block; None if it is not simple."""
-    with open(path, "rb") as f:
-        blocks = []
-        while True:
-            block = f.read(_BLOCK)
-            if len(block) < _BLOCK:
-                if not blocks and not block:
-                    raise FrameError(path, "empty file (0 bytes)")
-                raise FrameError(path, "truncated FITS (header ends early); "
-                                 "is the file still being written?")
-            if not blocks and not block.startswith(b"SIMPLE  ="):
-                raise FrameError(path, "not a FITS file (no SIMPLE card)")
-            blocks.append(block)
-            # END sits at the start of a card in the last block.
-            cards = [block[i:i + 8] for i in range(0, _BLOCK, _CARD)]
-            if b"END     " in cards:
-                break
-    raw = b"".join(blocks)
+    """Parse the primary header block by block; None if it is not simple.
+
+    The header's own claims are checked before anything trusts them: axis
+    counts and lengths, BITPIX, and (for gzip) the declared size against
+    the memory budget and the size of the decompressed stream.
+    """
     try:
-        header = LazyHeader(raw.decode("ascii", "replace"))
-    except Exception as exc:
-        raise FrameError(path, f"unreadable FITS header ({exc})") from None
-    expected = len(raw) + _data_bytes(header)
-    if header.get("NAXIS", 0) == 0:
+        with open(path, "rb") as stream:
+            gzipped = stream.read(2) == _GZIP_MAGIC  # as astropy decides
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            raw = _read_header_blocks(path, stream)
+    except (OSError, EOFError, zlib.error) as exc:
+        if not gzipped:
+            raise FrameError(path, f"cannot read ({exc.strerror or exc})") from None
+        raise FrameError(path, f"unreadable gzip ({exc})") from None
+    # latin-1 keeps every byte as one character (and the cards 80 wide), so
+    # a byte outside ASCII reaches `sanitise_header` to be escaped visibly.
+    header = LazyHeader(raw.decode("latin-1"))
+    expected = len(raw) + _data_bytes(path, header)
+    bitpix, shape = _image_layout(path, header)
+    if not shape:
         return None  # image lives in an extension: let astropy walk it
+    if gzipped:
+        _check_budget(path, bitpix, shape)
+        size = _gzip_size(path, expected)
     if size < expected:
-        raise FrameError(path, f"truncated FITS ({size} of {expected} bytes); "
-                         "is the file still being written?")
-    return HeaderInfo(header, 0, _check_image_shape(path, _image_shape(header)))
+        raise FrameError(path, f"truncated FITS ({size} of {expected} bytes"
+                         + (" once decompressed" if gzipped else "")
+                         + "); is the file still being written?")
+    return HeaderInfo(header, 0, _check_image_shape(path, shape))
+
+
+def _gzip_size(path, expected):
+    """Bytes the gzip file ``path`` decompresses to, as far as ``expected``.
+
+    The gzip trailer holds the size modulo 2**32; when it agrees with
+    ``expected`` that is the answer, otherwise (a cut or multi-member
+    file) the stream is counted in chunks, in constant memory.
+    """
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        if int.from_bytes(f.read(4), "little") == expected % 2**32:
+            return expected
+    n = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while n < expected:
+                chunk = stream.read(min(1 << 20, expected - n))
+                if not chunk:
+                    break
+                n += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass  # cut short: n is what could be read
+    return n
 
 
 def _open(path, **kwargs):
@@ -278,21 +387,33 @@ def read_header(path):
         raise FrameError(path, f"cannot read ({exc.strerror})") from None
     if size == 0:
         raise FrameError(path, "empty file (0 bytes); is it still being written?")
-    lower = path.lower()
-    if not lower.endswith((".gz", ".fz")):
+    if not path.lower().endswith(".fz"):
         info = _read_primary_header_fast(path, size)
         if info is not None:
             return info
-    with _open(path, memmap=False, lazy_load_hdus=True) as hdul:
-        try:
-            index, hdu = _first_image_hdu(path, hdul)
-            header = hdu.header.copy()
-            shape = hdu.shape
-        except FrameError:
-            raise
-        except Exception as exc:
-            raise FrameError(path, _describe(exc)) from None
-    return HeaderInfo(header, index, _check_image_shape(path, tuple(shape)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            try:
+                index, hdu = _first_image_hdu(path, hdul)
+                header = hdu.header.copy()
+                shape = tuple(hdu.shape)
+            except FrameError:
+                raise
+            except Exception as exc:
+                raise FrameError(path, _describe(exc)) from None
+    if isinstance(hdu, fits.CompImageHDU):
+        _check_budget(path, header.get("BITPIX"), shape)
+    sanitise_header(header, _astropy_notes(caught))
+    return HeaderInfo(header, index, _check_image_shape(path, shape))
+
+
+def _astropy_notes(caught):
+    """What astropy changed silently while reading (from its warnings)."""
+    for warning in caught:
+        if "non-ASCII" in str(warning.message):
+            return ["bytes outside ASCII were read as '?' (astropy)"]
+    return []
 
 
 def is_complete(path):
@@ -336,7 +457,8 @@ def read_image(path, dtype=None):
                 warnings.simplefilter("ignore")
                 data = hdu.data
         except Exception as exc:
-            raise FrameError(path, _describe(exc)) from None
+            raise FrameError(path, _describe(exc) if str(exc) else
+                             f"unreadable FITS data ({type(exc).__name__})") from None
         if data is None:
             raise FrameError(path, "no image data")
         data = np.asarray(data)
@@ -346,4 +468,145 @@ def read_image(path, dtype=None):
             raise FrameError(path, f"not a 2-D image (data shape {data.shape})")
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        return data, hdu.header.copy(), info.hdu
+        # The header read_header gave: the same cards as astropy's, but
+        # sanitised, and with bytes outside ASCII escaped, not made '?'.
+        return data, info.header.copy(), info.hdu
+
+
+# -- header text that astropy cannot write -------------------------------------
+
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(char):
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text):
+    """``text`` with every character outside printable ASCII escaped visibly.
+
+    A tab becomes ``\\t``, a newline ``\\n``, DEL ``\\x7f``, an é ``\\xe9``:
+    safe in a FITS header, in a one-line message and in the scan tree,
+    and never silently turned into ``?``.
+
+    Examples
+    --------
+    >>> printable("caf\\xe9\\tM13")
+    'caf\\\\xe9\\\\tM13'
+    """
+    text = str(text)
+    if _PRINTABLE.match(text):
+        return text
+    return "".join(c if " " <= c <= "~" else _escape(c) for c in text)
+
+
+def _raw_value(image):
+    """(value text, comment text, quoted?) of a card astropy cannot parse."""
+    field = image.split("=", 1)[1] if "=" in image[:10] or image.startswith("HIERARCH") \
+        else image[10:]
+    field = field.lstrip()
+    if field.startswith("'"):
+        match = _STRING.match(field)
+        if match:
+            rest = field[match.end():]
+            comment = rest.split("/", 1)[1] if "/" in rest else ""
+            return match.group(1).replace("''", "'").rstrip(), comment.strip(), True
+    value, _, comment = field.partition("/")
+    return value.strip(), comment.strip(), False
+
+
+def _writable(card):
+    try:
+        card.verify("exception")
+    except (fits.VerifyError, ValueError):
+        return False
+    return True
+
+
+def _rewrite_card(card):
+    """A writable copy of ``card`` (or None) and a note saying what changed."""
+    # astropy keeps the card's text as read in ``_image``; its public
+    # ``image`` would first try (and fail) to re-format it.
+    image = getattr(card, "_image", None) or ""
+    shown = printable(image.rstrip() or card.keyword)
+    key = card.keyword
+    if not key.isascii() or not _PRINTABLE.match(key):
+        return None, f"card {shown} dropped (keyword not ASCII)"
+    if key in ("COMMENT", "HISTORY", ""):
+        text = image[8:].rstrip() if image else str(card.value)
+        value, comment, note = printable(text), None, f"{key or 'blank'} card escaped"
+    else:
+        try:
+            value, comment = card.value, card.comment
+            note = f"{key} rewritten"
+        except (fits.VerifyError, ValueError):
+            text, comment, quoted = _raw_value(image)
+            value = printable(text)
+            note = (f"{key} value escaped" if quoted or value != text else
+                    f"{key} value {value} is not a FITS value, kept as text")
+        if isinstance(value, str):
+            value = printable(value)
+        comment = printable(comment or "")
+    try:
+        fixed = fits.Card(key, value, comment) if comment is not None else fits.Card(key, value)
+    except (ValueError, fits.VerifyError):
+        return None, f"card {shown} dropped (not valid FITS)"
+    if not _writable(fixed):
+        return None, f"card {shown} dropped (not valid FITS)"
+    return fixed, note
+
+
+#: Keyword in which `sanitise_header` leaves its notes for `safe_write.write_fits`,
+#: which turns them into a HISTORY line (the keyword itself never reaches a
+#: product; unlike HISTORY, it survives code that drops the raw HISTORY).
+SANITISED_KEYWORD = "CCDSANIT"
+
+
+def sanitise_header(header, notes=()):
+    """Make every card of ``header`` writable, escaping rather than losing.
+
+    Cards astropy would refuse to write (control characters such as tab,
+    newline or DEL, bytes outside ASCII, values that are not FITS values)
+    are rewritten in place: text is escaped with `printable`, an
+    unparsable value is kept as text, and a card whose keyword is not
+    ASCII is dropped (its text, escaped, goes into the note).  The notes
+    are kept in `SANITISED_KEYWORD`; `ginga_ccdcal.safe_write.write_fits`
+    records them in HISTORY (``ccdcal: header sanitised: ...``).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Changed in place.
+    notes : sequence of str
+        Changes already made elsewhere (e.g. by astropy while reading),
+        recorded with the others.
+
+    Returns
+    -------
+    list of str
+        This call's notes (empty if the header was fine).
+    """
+    notes = list(notes)
+    cards, changed = [], False
+    for card in header.cards:
+        if _writable(card):
+            cards.append(card)
+            continue
+        changed = True
+        fixed, note = _rewrite_card(card)
+        notes.append(note)
+        if fixed is not None:
+            cards.append(fixed)
+    if changed:
+        header.clear()
+        header.extend(cards, strip=False, unique=False)
+    if notes:
+        earlier = header.get(SANITISED_KEYWORD)
+        # No comment: the notes may be long (CONTINUE cards).
+        header[SANITISED_KEYWORD] = "; ".join(([earlier] if earlier else []) + notes)
+    return notes

@@ -61,7 +61,8 @@ def _cluster(key, frames, tolerance):
             numeric.append((float(value), frame))
         else:
             if isinstance(value, str):
-                value = value.strip()
+                # A blank value is a missing one: one "(none)" group, not two.
+                value = value.strip() or None
             buckets.setdefault(value, []).append(frame)
     numeric.sort(key=lambda pair: pair[0])
     run = []
@@ -114,14 +115,25 @@ def group_frames(frames, keys=DEFAULT_GROUP_KEYS, tolerances=None):
     return groups
 
 
+def _type_mark(frame):
+    """``'  [why the type is what it is]'`` for a file line, or ''."""
+    note = getattr(frame, "type_note", "")
+    if note:
+        return f"  [{note}]"
+    return "  [guessed]" if frame.guessed else ""
+
+
 def format_tree(groups, show_files=False, indent="  "):
-    """The grouped tree as text, one line per group (and file)."""
+    """The grouped tree as text, one line per group (and file).
+
+    With ``show_files`` each file whose type is not plainly its header's
+    carries the reason in brackets (`Frame.type_note`).
+    """
     lines = []
     for group in groups:
         for depth, node in group.walk():
             lines.append(f"{indent * depth}{node.label}  ({len(node.frames)} frames)")
             if show_files and not node.children:
                 for frame in node.frames:
-                    mark = " [guessed]" if frame.guessed else ""
-                    lines.append(f"{indent * (depth + 1)}{frame.name}{mark}")
+                    lines.append(f"{indent * (depth + 1)}{frame.name}{_type_mark(frame)}")
     return "\n".join(lines)

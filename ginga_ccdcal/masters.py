@@ -3,13 +3,23 @@
 The recipe is the one taught in CCD-reduction labs (and ccdproc's
 documentation): the bias is an average of the bias frames; each dark
 exposure is a median of bias-subtracted darks; each filter's flat is a
-median of bias- and dark-subtracted flats, each scaled to a common level,
-then normalised to a median of one.  The pixel work is done by
+median of flats, each with the bias and the dark of its own exposure
+subtracted and scaled to a common level, then normalised to a mean of one
+(as ccdproc's ``flat_correct`` and IRAF's ``ccdproc`` divide by the mean;
+the median is an option).  The pixel work is done by
 `ginga_ccdcal.combine.combine`.
+
+Besides the keywords listed in `ginga_ccdcal.provenance`, a master's
+header summarises its inputs: DATE-BEG and DATE-END (DATE-OBS of the first
+and last frame), DATE-AVG and MJD-AVG (mean mid-exposure time), CCD-TEMP
+(mean), CCDTMIN and CCDTMAX; NREJECT (pixels rejected by sigma clipping);
+for flats NDARKSUB (flats a dark was subtracted from) and NLOWFLAT
+(pixels at or below zero, which cannot flat-field).
 """
 
 import os
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,6 +28,7 @@ import numpy as np
 from . import provenance
 from .combine import combine
 from .errors import CcdcalError
+from .match import choose_bias, choose_dark, compatible
 from .fitsfile import read_header, read_image
 from .group import DEFAULT_TOLERANCES, group_frames
 from .progress import check
@@ -27,7 +38,8 @@ from .safe_write import OutputExists, write_fits
 
 __all__ = ["MasterFrame", "MasterOptions", "MasterReport", "build_masters",
            "build_master_bias", "build_master_darks", "build_master_flats",
-           "load_master", "load_masters", "master_from_file", "stale_masters", "master_data"]
+           "load_master", "load_masters", "master_from_file", "stale_masters",
+           "master_data", "normalise_flat", "split_by_temperature"]
 
 MASTER_KINDS = ("bias", "dark", "flat")
 
@@ -79,9 +91,13 @@ class MasterFrame:
 class MasterOptions:
     """How to combine each kind of master (ccdproc's meanings).
 
-    ``method`` and ``sigma_clip`` are dicts keyed by kind.  Darks are split
-    by CCD temperature as well as exposure when the temperatures of one
-    exposure spread by more than ``temp_tolerance`` degrees.  With
+    ``method`` and ``sigma_clip`` are dicts keyed by kind.  Clipping is
+    about the median with the MAD-based standard deviation by default
+    (``clip_func``, ``clip_dev_func``; see `ginga_ccdcal.combine.combine`).
+    ``flat_norm`` ('mean' or 'median') is what the master flat is divided
+    by.  Darks and flats are split by CCD temperature as well when the
+    temperatures of one group spread by more than ``temp_tolerance``
+    degrees.  With
     ``overscan`` (the default), frames whose header declares an overscan
     (see `ginga_ccdcal.regions`) have it subtracted and are trimmed; lights
     calibrated with such masters get the same treatment.
@@ -93,9 +109,9 @@ class MasterOptions:
         "bias": False, "dark": False, "flat": False})
     sigma_low: float = 3.0
     sigma_high: float = 3.0
-    clip_func: str = "mean"
-    clip_dev_func: str = "std"
-    flat_norm: str = "median"
+    clip_func: str = "median"
+    clip_dev_func: str = "mad_std"
+    flat_norm: str = "mean"
     overscan: bool = True
     exptime_tolerance: float = DEFAULT_TOLERANCES["exptime"]
     temp_tolerance: float = 2.0
@@ -110,13 +126,29 @@ class MasterOptions:
                     mem_limit=self.mem_limit)
 
 
+FLAT_NORMS = ("mean", "median")
+
+
 @dataclass
 class MasterReport:
-    """What `build_masters` made, reused, and could not do."""
+    """What `build_masters` made, reused, and could not do.
+
+    ``notes`` maps a master's path to lines saying what went into it (see
+    `summary`).
+    """
 
     masters: list = field(default_factory=list)
     kept: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+
+    def note(self, path, text):
+        self.notes.setdefault(os.path.abspath(path), []).append(text)
+
+    def summary(self, master):
+        """Lines for people about one master: clipping, normalisation,
+        what each flat had subtracted.  Empty for a master that was kept."""
+        return list(self.notes.get(os.path.abspath(master.path), []))
 
 
 def master_from_file(path):
@@ -223,7 +255,12 @@ def master_data(master, form="data"):
 
 
 def stale_masters(masters, frames):
-    """Masters older than a raw frame of their kind (so worth rebuilding).
+    """Masters older than a raw frame that would go into them (worth rebuilding).
+
+    A raw frame belongs to a master when it is of the master's kind and
+    `ginga_ccdcal.match.compatible` with it in the very same setup (shape
+    and binning; exposure for darks, filter for flats): a new 2x2 bias does
+    not make the 1x1 master bias stale.
 
     Returns
     -------
@@ -234,18 +271,11 @@ def stale_masters(masters, frames):
     for master in masters:
         newer = sum(1 for f in frames
                     if f.frametype == master.kind and f.mtime > master.mtime
-                    and _same_setup(master, f))
+                    and compatible(f, master, subframe=False,
+                                   tolerance=DEFAULT_TOLERANCES["exptime"]))
         if newer:
             stale.append((master, newer))
     return stale
-
-
-def _same_setup(master, frame):
-    if master.kind == "flat" and (master.filter or "") != (frame.filter or ""):
-        return False
-    if master.kind == "dark" and master.exptime is not None and frame.exptime is not None:
-        return abs(master.exptime - frame.exptime) <= DEFAULT_TOLERANCES["exptime"]
-    return True
 
 
 def _safe_name(text):
@@ -286,8 +316,73 @@ def _inputs(frames, options):
     return [apply_regions(read_image(f.path)[0], regions) for f in frames], regions
 
 
+def _start_time(frame):
+    """Start of the frame's exposure (astropy Time, UTC), or None.
+
+    DATE-OBS in ISO form, or a date with the time in TIME-OBS / UT.
+    """
+    from astropy.time import Time
+    header = frame.header
+    text = str(header.get("DATE-OBS", "")).strip()
+    if text and "T" not in text:
+        clock = header.get("TIME-OBS", header.get("UT"))
+        if clock:
+            text = f"{text}T{str(clock).strip()}"
+    if not text:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Time(text, scale="utc")
+    except ValueError:
+        return None
+
+
+def _summarise_inputs(header, frames):
+    """Times and temperatures of all inputs, not the first frame's.
+
+    DATE-BEG/DATE-END are the first and last DATE-OBS; DATE-AVG/MJD-AVG the
+    mean of the frames' mid-exposure times; CCD-TEMP the mean temperature
+    with CCDTMIN/CCDTMAX.  Keywords are written only from what the inputs
+    say (a frame without a date or temperature is left out of that
+    summary, and the comment says how many frames it covers).
+    """
+    from astropy.time import TimeDelta
+    from .classify import TEMPERATURE_KEYWORDS
+    timed = [(t, f) for t, f in ((_start_time(f), f) for f in frames) if t is not None]
+    if timed:
+        timed.sort(key=lambda pair: pair[0])
+        first, last = timed[0][0], timed[-1][0]
+        of = "" if len(timed) == len(frames) else f" ({len(timed)} of {len(frames)})"
+        offsets = [(t - first).sec + 0.5 * (f.exptime or 0.0) for t, f in timed]
+        mid = first + TimeDelta(float(np.mean(offsets)), format="sec")
+        header["DATE-BEG"] = (first.isot, "DATE-OBS of the first input frame" + of)
+        header["DATE-END"] = (last.isot, "DATE-OBS of the last input frame" + of)
+        header["DATE-AVG"] = (mid.isot, "mean mid-exposure time of the inputs, UTC")
+        header["MJD-AVG"] = (round(float(mid.mjd), 8), "MJD of DATE-AVG")
+    temps = [f.ccd_temp for f in frames if f.ccd_temp is not None]
+    for key in TEMPERATURE_KEYWORDS:  # the first frame's: not the master's
+        header.remove(key, ignore_missing=True, remove_all=True)
+    if temps:
+        of = "" if len(temps) == len(frames) else f", {len(temps)} of {len(frames)}"
+        header["CCD-TEMP"] = (round(float(np.mean(temps)), 3),
+                              f"mean CCD temperature of the inputs, C{of}")
+        header["CCDTMIN"] = (float(min(temps)), "lowest input CCD temperature, C")
+        header["CCDTMAX"] = (float(max(temps)), "highest input CCD temperature, C")
+
+
+def _earliest_first(frames):
+    """The frames in observing order (DATE-OBS), undated ones last by path."""
+    def key(frame):
+        start = _start_time(frame)
+        return (start is None, start.mjd if start is not None else 0.0, frame.path)
+    return sorted(frames, key=key)
+
+
 def _master_header(frames, kind, options, result, regions=None):
-    header = frames[0].header.copy()
+    # The first frame observed gives the keywords that describe one
+    # exposure (DATE-OBS, TIME-OBS, JD...), so they agree with DATE-BEG.
+    header = _earliest_first(frames)[0].header.copy()
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "HISTORY",
                 "COMMENT"):
         header.remove(key, ignore_missing=True, remove_all=True)
@@ -300,6 +395,7 @@ def _master_header(frames, kind, options, result, regions=None):
         header["RAWNAX1"] = (cols, "columns of the raw frames")
         header["RAWNAX2"] = (rows, "rows of the raw frames")
         provenance.add_history(header, "inputs overscan-corrected: " + regions.describe())
+    _summarise_inputs(header, frames)
     header["IMAGETYP"] = (f"MASTER {kind.upper()}", "combined calibration frame")
     header["MSTRTYPE"] = (kind, "ginga_ccdcal master kind")
     header["COMBMETH"] = (result.method, "combination method")
@@ -382,13 +478,43 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
         header = _master_header(group, "bias", options, result, regions)
         header["EXPTIME"] = (0.0, "bias")
         header["EXPOSURE"] = 0.0
+        _clip_note(report, path, "bias", options, result)
         _write_master(path, result.data, header, overwrite, report)
     return report
 
 
-def _bias_for(group, masters):
-    from .match import choose_bias
-    return choose_bias(group[0], masters)
+def split_by_temperature(frames, tolerance):
+    """``[(frames, temperature or None)]``: one group, or one per set-point.
+
+    Frames are split by CCD temperature only when their temperatures spread
+    wider than ``tolerance`` degrees (two set-points in one night);
+    otherwise they stay one group, with None for its temperature.  The
+    masters and the characterisation both group darks this way, so a
+    -10 C and a -5 C dark never meet.
+    """
+    temps = [f.ccd_temp for f in frames if f.ccd_temp is not None]
+    if not temps or max(temps) - min(temps) <= tolerance:
+        return [(frames, None)]
+    tolerances = {"ccd_temp": tolerance}
+    return [(g.frames, g.value) for g in group_frames(frames, ("ccd_temp",), tolerances)]
+
+
+def _by_temperature(frames, options):
+    return split_by_temperature(frames, options.temp_tolerance)
+
+
+def _temp_suffix(temp):
+    return "" if temp is None else f"_{temp:+.0f}C"
+
+
+def _clip_note(report, path, kind, options, result):
+    if options.sigma_clip[kind]:
+        n = int(result.n_rejected)
+        total = max(1, result.n_frames * result.data.size)
+        report.note(path, f"sigma clipping rejected {n} pixels "
+                          f"({100.0 * n / total:.3g} % of {result.n_frames} frames; "
+                          f"{options.clip_func}/{options.clip_dev_func}, "
+                          f"{options.sigma_low:g}/{options.sigma_high:g} sigma)")
 
 
 def build_master_darks(frames, out_dir, options=None, *, masters=(),
@@ -405,18 +531,11 @@ def build_master_darks(frames, out_dir, options=None, *, masters=(),
     report = report if report is not None else MasterReport()
     if not frames:
         return report
-    tolerances = {"exptime": options.exptime_tolerance,
-                  "ccd_temp": options.temp_tolerance}
+    tolerances = {"exptime": options.exptime_tolerance}
     setups = _setups(frames)
     for setup in setups:
         for exp_group in group_frames(setup, ("exptime",), tolerances):
-            temps = [f.ccd_temp for f in exp_group.frames if f.ccd_temp is not None]
-            if temps and max(temps) - min(temps) > options.temp_tolerance:
-                subgroups = [(g.frames, g.value) for g in
-                             group_frames(exp_group.frames, ("ccd_temp",), tolerances)]
-            else:
-                subgroups = [(exp_group.frames, None)]
-            for group, temp in subgroups:
+            for group, temp in _by_temperature(exp_group.frames, options):
                 check(cancel)
                 _build_one_dark(group, exp_group.value, temp, out_dir, options,
                                 masters, report, overwrite, progress, cancel,
@@ -430,13 +549,11 @@ def _build_one_dark(group, exptime, temp, out_dir, options, masters, report,
         report.problems.extend(f"{f.path}: dark without EXPTIME/EXPOSURE, not used"
                                for f in group)
         return
-    name = f"master_dark_{exptime:g}s"
-    if temp is not None:
-        name += f"_{temp:+.0f}C"
+    name = f"master_dark_{exptime:g}s{_temp_suffix(temp)}"
     path = os.path.join(out_dir, name + suffix + ".fits")
     if _existing(path, overwrite, report):
         return
-    bias = _bias_for(group, masters)
+    bias = choose_bias(group[0], masters)
     subtract = master_data(bias.master) if bias.master is not None else None
     inputs, regions = _inputs(group, options)
     result = combine(inputs, subtract=subtract, progress=progress,
@@ -444,89 +561,212 @@ def _build_one_dark(group, exptime, temp, out_dir, options, masters, report,
     header = _master_header(group, "dark", options, result, regions)
     header["EXPTIME"] = (float(exptime), "exposure of the combined darks, s")
     header["EXPOSURE"] = float(exptime)
-    temps = [f.ccd_temp for f in group if f.ccd_temp is not None]
-    if temps:
-        header["CCD-TEMP"] = (float(np.mean(temps)), "mean CCD temperature, C")
     header["BIASSUB"] = (bias.master is not None, "bias subtracted before combining")
     if bias.master is not None:
         provenance.record_master(header, "bias", bias.master.path, reason=bias.reason)
     else:
         report.problems.append(f"{path}: no master bias, so this dark includes "
                                "the bias and cannot be scaled to other exposures")
+    _clip_note(report, path, "dark", options, result)
     _write_master(path, result.data, header, overwrite, report)
+
+
+def _flat_treatment(flat, masters, options):
+    """The bias and dark for one flat, and a line saying what they are.
+
+    Each flat gets the dark of its own exposure (or a scaled one when a
+    bias allows it), as a light would: the one rule of
+    `ginga_ccdcal.match`.
+
+    Returns
+    -------
+    key : tuple
+        (bias path or None, dark path or None, dark scale): flats with the
+        same key share one array to subtract.
+    bias, dark : Choice
+        ``bias`` is empty when the dark includes it.
+    text : str
+    """
+    bias = choose_bias(flat, masters)
+    dark = choose_dark(flat, masters, bias_available=bias.master is not None,
+                       tolerance=options.exptime_tolerance,
+                       temp_tolerance=options.temp_tolerance)
+    if dark.master is not None and not dark.master.bias_subtracted:
+        bias = bias.__class__("bias", None, "included in the dark")
+        parts = ["bias included in the dark"]
+    else:
+        parts = [f"bias {bias.master.name}" if bias.master is not None
+                 else f"no bias ({bias.reason})"]
+    if dark.master is not None:
+        scaled = f" x{dark.scale:.4g}" if dark.scale != 1.0 else ""
+        parts.append(f"dark {dark.master.name}{scaled}: {dark.reason}")
+    else:
+        parts.append(f"no dark: {dark.reason}")
+    parts.extend(f"warning: {w}" for w in dark.warnings)
+    key = (bias.master.path if bias.master is not None else None,
+           dark.master.path if dark.master is not None else None,
+           float(dark.scale) if dark.master is not None else None)
+    return key, bias, dark, "; ".join(parts)
+
+
+def _subtrahend(bias, dark):
+    """What to subtract from a flat: bias + scaled dark (0 when neither)."""
+    subtract = np.float32(0)
+    if bias.master is not None:
+        subtract = subtract + master_data(bias.master)
+    if dark.master is not None:
+        subtract = subtract + np.float32(dark.scale) * master_data(dark.master)
+    return subtract
+
+
+def _check_flat_norm(options):
+    how = getattr(options, "flat_norm", options)
+    if how not in FLAT_NORMS:
+        raise CcdcalError(f"flat_norm must be one of {', '.join(FLAT_NORMS)}, "
+                          f"not {how!r}")
+
+
+def normalise_flat(data, how="mean"):
+    """A combined flat divided by its mean (default) or median.
+
+    The one place a master flat is normalised.  ccdproc's ``flat_correct``
+    and IRAF's ``ccdproc`` divide by the flat's mean, so a mean-normalised
+    master gives calibrated levels that agree with theirs; on a vignetted
+    flat the median differs by a few per cent.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+    how : {'mean', 'median'}
+
+    Returns
+    -------
+    normalised : numpy.ndarray (float32)
+    level : float
+        What it was divided by.
+
+    Raises
+    ------
+    CcdcalError
+        ``how`` unknown, or the level is not a positive number.
+    """
+    _check_flat_norm(how)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: level NaN
+        level = float((np.nanmean if how == "mean" else np.nanmedian)(data))
+    if not np.isfinite(level) or level <= 0:
+        raise CcdcalError(f"flat level ({how}) is {level}; flats not usable")
+    return (data / np.float32(level)).astype(np.float32, copy=False), level
 
 
 def build_master_flats(frames, out_dir, options=None, *, masters=(),
                        report=None, overwrite=False, progress=None, cancel=None):
-    """Combine flats into one normalised master per filter.
+    """Combine flats into one normalised master per filter (and setup).
 
-    Each flat has the master bias and the matching master dark (same
-    exposure, or the nearest bias-subtracted one scaled) subtracted, is
-    scaled by the inverse of its median so that twilight flats of falling
-    brightness weigh alike, and the combination is divided by its
-    ``options.flat_norm`` ('median' or 'mean') so the master is one on
-    average.
+    Flats are grouped by detector setup and filter, and by CCD temperature
+    when one group spans two set-points.  Each flat has its own master
+    bias and dark subtracted (the dark of its exposure; one of another
+    exposure only scaled, which needs a bias), is scaled by the inverse of
+    its median so that twilight flats of falling brightness weigh alike,
+    and the combination is divided by its ``options.flat_norm`` ('mean' or
+    'median', see `normalise_flat`).  The header's HISTORY says per flat
+    what was subtracted; NDARKSUB counts the flats that had a dark.
     """
-    from .match import choose_dark
     options = options or MasterOptions()
+    _check_flat_norm(options)
     report = report if report is not None else MasterReport()
     if not frames:
         return report
     setups = _setups(frames)
     for setup in setups:
         for filt_group in group_frames(setup, ("filter",)):
-            check(cancel)
-            group, filt = filt_group.frames, filt_group.value
-            suffix = _setup_suffix(group, setups)
-            path = os.path.join(out_dir, f"master_flat_{_safe_name(filt)}{suffix}.fits")
-            if _existing(path, overwrite, report):
-                continue
-            group = _unsaturated(group, report)
-            if not group:
-                report.problems.append(f"{path}: not made, every filter {filt} flat "
-                                       "is saturated")
-                continue
-            bias = _bias_for(group, masters)
-            exptimes = [f.exptime for f in group if f.exptime is not None]
-            exptime = float(np.median(exptimes)) if exptimes else None
-            dark = choose_dark(group[0], masters, exptime=exptime,
-                               bias_available=bias.master is not None,
-                               tolerance=options.exptime_tolerance)
-            inputs, regions = _inputs(group, options)
-            subtract = np.float32(0)
-            if bias.master is not None and not (dark.master is not None
-                                                and not dark.master.bias_subtracted):
-                    subtract = subtract + master_data(bias.master)
-            if dark.master is not None:
-                subtract = subtract + np.float32(dark.scale) * master_data(dark.master)
-            result = combine(inputs, subtract=subtract,
-                             scale="inverse_median", progress=progress,
-                             cancel=cancel, **options.combine_kwargs("flat"))
-            data = result.data
-            norm = (np.nanmedian if options.flat_norm == "median" else np.nanmean)(data)
-            if not np.isfinite(norm) or norm <= 0:
-                report.problems.append(f"{path}: flat level is {norm}; flats not usable")
-                continue
-            data = data / np.float32(norm)
-            header = _master_header(group, "flat", options, result, regions)
-            if filt is not None:
-                header["FILTER"] = (str(filt), "filter of the combined flats")
-            if exptime is not None:
-                header["EXPTIME"] = (exptime, "median exposure of the flats, s")
-            header["FLATNORM"] = (options.flat_norm, "flat normalised by its ...")
-            header["BIASSUB"] = (bias.master is not None, "bias subtracted")
-            header["DARKSUB"] = (dark.master is not None, "dark subtracted")
-            if bias.master is not None:
-                provenance.record_master(header, "bias", bias.master.path,
-                                         reason=bias.reason)
-            if dark.master is not None:
-                provenance.record_master(header, "dark", dark.master.path,
-                                         scale=dark.scale, reason=dark.reason)
-            else:
-                report.problems.append(f"{path}: no usable master dark for the "
-                                       f"flats ({dark.reason}); dark not subtracted")
-            _write_master(path, data, header, overwrite, report)
+            for group, temp in _by_temperature(filt_group.frames, options):
+                check(cancel)
+                name = f"master_flat_{_safe_name(filt_group.value)}{_temp_suffix(temp)}"
+                path = os.path.join(out_dir, name + _setup_suffix(group, setups) + ".fits")
+                _build_one_flat(group, filt_group.value, path, options, masters,
+                                report, overwrite, progress, cancel)
     return report
+
+
+def _build_one_flat(group, filt, path, options, masters, report, overwrite,
+                    progress, cancel):
+    if _existing(path, overwrite, report):
+        return
+    group = _unsaturated(group, report)
+    if not group:
+        report.problems.append(f"{path}: not made, every filter {filt} flat "
+                               "is saturated")
+        return
+    treatments = [_flat_treatment(f, masters, options) for f in group]
+    shared = {}
+    for key, bias, dark, _ in treatments:
+        if key not in shared:
+            shared[key] = _subtrahend(bias, dark)
+    inputs, regions = _inputs(group, options)
+    result = combine(inputs, subtract=[shared[t[0]] for t in treatments],
+                     scale="inverse_median", progress=progress,
+                     cancel=cancel, **options.combine_kwargs("flat"))
+    try:
+        data, _ = normalise_flat(result.data, options.flat_norm)
+    except CcdcalError as exc:
+        report.problems.append(f"{path}: {exc}")
+        return
+    header = _master_header(group, "flat", options, result, regions)
+    if filt is not None:
+        header["FILTER"] = (str(filt), "filter of the combined flats")
+    exptimes = [f.exptime for f in group if f.exptime is not None]
+    if exptimes:
+        header["EXPTIME"] = (float(np.median(exptimes)), "median exposure of the flats, s")
+    header["FLATNORM"] = (options.flat_norm, "statistic the flat was divided by")
+    n_bias = sum(1 for _, b, d, _ in treatments
+                 if b.master is not None or (d.master is not None
+                                             and not d.master.bias_subtracted))
+    n_dark = sum(1 for _, _, d, _ in treatments if d.master is not None)
+    header["BIASSUB"] = (n_bias == len(group), "bias subtracted from every flat")
+    header["DARKSUB"] = (n_dark == len(group), "dark subtracted from every flat")
+    header["NDARKSUB"] = (n_dark, "flats a dark was subtracted from")
+    _record_flat_masters(header, treatments)
+    for frame, (_, _, _, text) in zip(group, treatments):
+        provenance.add_history(header, f"flat {frame.name}: {text}")
+    low = int(np.count_nonzero(~(data > 0)))  # zero, negative or NaN
+    header["NLOWFLAT"] = (low, "pixels at or below zero or undefined")
+    _flat_notes(report, path, group, treatments, n_dark, low, options)
+    _clip_note(report, path, "flat", options, result)
+    _write_master(path, data, header, overwrite, report)
+
+
+def _record_flat_masters(header, treatments):
+    """BIASFILE/DARKFILE (and checksums) when every flat used the same one."""
+    for role, index in (("bias", 1), ("dark", 2)):
+        used = {t[index].master.path: t[index] for t in treatments
+                if t[index].master is not None}
+        if len(used) == 1:
+            choice = next(iter(used.values()))
+            provenance.record_master(header, role, choice.master.path,
+                                     scale=choice.scale if role == "dark" else None,
+                                     reason=choice.reason)
+        elif used:
+            header[f"N{role.upper()}S"] = (len(used), f"master {role}s used (see HISTORY)")
+
+
+def _flat_notes(report, path, group, treatments, n_dark, low, options):
+    """The report's lines for one master flat: what each group of flats got."""
+    report.note(path, f"normalised by its {options.flat_norm}")
+    by_text = {}
+    for frame, (_, _, _, text) in zip(group, treatments):
+        by_text.setdefault(text, []).append(frame.name)
+    for text, names in by_text.items():
+        report.note(path, f"{len(names)} flat(s): {text}")
+    if n_dark < len(group):
+        without = [f.name for f, t in zip(group, treatments) if t[2].master is None]
+        report.problems.append(
+            f"{path}: dark not subtracted from {len(without)} of {len(group)} flats "
+            f"({', '.join(without)}): " + "; ".join(sorted(
+                {t[2].reason for t in treatments if t[2].master is None})))
+    if low:
+        report.note(path, f"{low} pixels at or below zero or undefined "
+                          "(they cannot flat-field: the calibrated pixel is masked)")
 
 
 def _unsaturated(flats, report):
@@ -585,6 +825,7 @@ def build_masters(frames, out_dir, options=None, *, overwrite=False,
         line per thing that could not be done as asked.
     """
     options = options or MasterOptions()
+    _check_flat_norm(options)
     by_type = {kind: [f for f in frames if f.frametype == kind] for kind in MASTER_KINDS}
     report = MasterReport()
     staged = _StageProgress(progress, 3)

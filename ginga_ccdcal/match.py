@@ -27,7 +27,7 @@ dark
     A temperature difference larger than the tolerance is a warning.
 flat
     the master flat of the same filter and setup, the closest in CCD
-    temperature.  Filter names match exactly (spaces aside) first: ``R``
+    temperature.  Filter names match exactly (outer spaces aside) first: ``R``
     (Johnson) and ``r`` (SDSS) are different filters.  A match that differs
     only in case is made when there is nothing better, with a warning.
 
@@ -38,7 +38,9 @@ cut-out of a full-frame master of the same binning.
 
 from dataclasses import dataclass, field
 
+from .classify import filter_match  # the one filter rule, re-exported here
 from .group import DEFAULT_TOLERANCES
+from .provenance import steps_done
 
 __all__ = ["Choice", "MatchResult", "choose_bias", "choose_dark",
            "choose_flat", "compatible", "filter_match", "match_light",
@@ -61,6 +63,9 @@ class Choice:
     #: numpy slices of the master that cover the frame (subframes); None
     #: when the whole master is used.
     cutout: tuple = None
+    #: True when the step was already done before (by the camera software:
+    #: `ginga_ccdcal.provenance.steps_done`); ``reason`` says by whom.
+    done: bool = False
 
     def __bool__(self):
         return self.master is not None
@@ -86,8 +91,8 @@ class MatchResult:
 
     @property
     def missing(self):
-        missing = [c.role for c in (self.dark, self.flat) if not c]
-        if not self.bias and not self.bias_in_dark:
+        missing = [c.role for c in (self.dark, self.flat) if not c and not c.done]
+        if not self.bias and not self.bias.done and not self.bias_in_dark:
             missing.insert(0, "bias")
         return missing
 
@@ -101,6 +106,9 @@ class MatchResult:
         for choice in (self.bias, self.dark, self.flat):
             if choice.role == "bias" and not choice and self.bias_in_dark:
                 lines.append("bias: included in the dark (dark not bias-subtracted)")
+                continue
+            if choice.done:
+                lines.append(f"{choice.role}: not applied - {choice.reason}")
                 continue
             name = f"{choice.master.name} ({choice.master.version})" if choice else "NONE"
             lines.append(f"{choice.role}: {name} - {choice.reason}")
@@ -152,29 +160,6 @@ def setup_key(item):
     """
     shape = getattr(item, "raw_shape", None) or item.shape
     return tuple(int(n) for n in shape), tuple(int(b) for b in item.binning)
-
-
-def _filter_words(name):
-    return "" if name is None else "".join(str(name).split())
-
-
-def filter_match(wanted, have):
-    """How filter name ``have`` matches ``wanted``: 'exact', 'case' or None.
-
-    Spaces never count (``' R '`` is ``'R'``); case does: ``R`` (Johnson)
-    and ``r`` (SDSS) are different filters, so a case-only match is
-    'case', for the caller to use only with a warning.  Two missing filters
-    match exactly.
-    """
-    # The types engineer is adding a filter-name helper to classify.py;
-    # once it is on main this should call it, and stay the one filter rule
-    # of the matching.
-    a, b = _filter_words(wanted), _filter_words(have)
-    if a == b:
-        return "exact"
-    if a.lower() == b.lower():
-        return "case"
-    return None
 
 
 def _temp_gap(frame, master):
@@ -380,10 +365,18 @@ def match_light(frame, masters, *, tolerance=EXPTIME_TOLERANCE,
     dark: master_dark_120s.fits - scaled 120 s -> 300 s (x2.5), nearest exposure
     flat: master_flat_R.fits - filter R
     """
+    done = steps_done(getattr(frame, "header", None))
+    if "bias" in done:
+        # The bias is gone already: a dark that still contains it would
+        # take it off a second time.
+        masters = [m for m in masters if m.kind != "dark" or m.bias_subtracted]
     bias = choose_bias(frame, masters)
-    dark = choose_dark(frame, masters, bias_available=bool(bias),
+    dark = choose_dark(frame, masters, bias_available=bool(bias) or "bias" in done,
                        tolerance=tolerance, temp_tolerance=temp_tolerance)
     if dark and not dark.master.bias_subtracted:
         bias = Choice("bias", None, "included in the dark")
     flat = choose_flat(frame, masters)
+    # Steps done before (camera software, IRAF, ccdproc) are never redone.
+    bias, dark, flat = (Choice(c.role, None, done[c.role], done=True) if c.role in done
+                        else c for c in (bias, dark, flat))
     return MatchResult(frame, *(_with_cutout(c, frame) for c in (bias, dark, flat)))

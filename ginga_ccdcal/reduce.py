@@ -9,8 +9,8 @@ was stopped picks up where it left off.
 import os
 from dataclasses import dataclass, field
 
-from .calibrate import calibrate_and_write, output_path
-from .errors import CcdcalError, FrameError
+from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
+from .errors import CcdcalError, FrameError, NotCalibrated
 from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
@@ -18,17 +18,72 @@ from .progress import check, report
 from .safe_write import ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
-__all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night"]
+__all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night",
+           "calibration_frames_text"]
 
 
 @dataclass
 class CalibrationReport:
-    """What happened to each light: written, already there, or not done."""
+    """What happened to each light.
+
+    Attributes
+    ----------
+    written : list of str
+        Outputs written (each with at least one step applied).
+    existing : list of str
+        Outputs already there, kept.
+    problems : list of str
+        Lights skipped (unreadable, a step that failed...), one line each.
+    warnings : list of str
+        Lines about lights that were written: steps not applied, pixels...
+    missing : dict
+        ``{raw path: [roles]}`` of written lights that lack a step
+        ('bias', 'dark', 'flat'), for the plugins to show.
+    not_calibrated : dict
+        ``{raw path: reason}`` of lights to which nothing could be applied;
+        nothing is written for them and they are not counted as calibrated.
+    """
 
     written: list = field(default_factory=list)
     existing: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    missing: dict = field(default_factory=dict)
+    not_calibrated: dict = field(default_factory=dict)
+
+    def summary(self):
+        """One line: how many written, kept, not calibrated, skipped."""
+        parts = [f"{len(self.written)} calibrated"]
+        if self.existing:
+            parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
+        if self.not_calibrated:
+            parts.append(f"{len(self.not_calibrated)} not calibrated")
+        if self.problems:
+            parts.append(f"{len(self.problems)} skipped")
+        return ", ".join(parts)
+
+
+def calibration_frames_text(folder, counts):
+    """What a folder holds for masters: "0 bias, 0 dark, 0 flat".
+
+    Parameters
+    ----------
+    folder : str
+    counts : dict
+        ``ScanResult.counts()``.
+
+    Returns
+    -------
+    str
+        e.g. ``"no calibration frames in night/: 0 bias, 0 dark, 0 flat"``
+        when there are none, else the counts alone.
+    """
+    text = ", ".join(f"{counts.get(kind, 0)} {kind}" for kind in ("bias", "dark", "flat"))
+    if not any(counts.get(kind) for kind in ("bias", "dark", "flat")):
+        text = f"no calibration frames in {folder}: {text}"
+        if counts.get("light"):
+            text += f" ({counts['light']} light)"
+    return text
 
 
 @dataclass
@@ -48,8 +103,11 @@ class NightReport:
 
     @property
     def problems(self):
+        """Every line about a file not used or a light not calibrated."""
         return ([str(p) for p in self.scan.problems] + self.guessed
-                + list(self.masters.problems) + list(self.calibration.problems))
+                + list(self.masters.problems) + list(self.calibration.problems)
+                + [f"{path}: not calibrated: {reason}"
+                   for path, reason in self.calibration.not_calibrated.items()])
 
 
 def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
@@ -70,33 +128,59 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     Returns
     -------
     CalibrationReport
+        A light with nothing applied is in ``not_calibrated``, not written;
+        two lights whose outputs would have one name: the second is a
+        problem, never written over the first.
     """
     ensure_folder(out_dir)
     result = CalibrationReport()
+    targets = {}
     for i, light in enumerate(lights):
         check(cancel)
         target = output_path(light, out_dir, raw_root)
-        if os.path.exists(target) and not overwrite and is_complete(target):
+        first = targets.setdefault(os.path.abspath(target), light.path)
+        if first != light.path:
+            result.problems.append(f"{light.path}: same output name as {first} "
+                                   f"({target}); not calibrated, so as not to lose "
+                                   "either (calibrate the two folders separately)")
+        elif os.path.exists(target) and not overwrite and is_complete(target):
             result.existing.append(target)
         else:
-            match = match_light(light, masters)
-            for role in match.missing:
-                result.warnings.append(f"{light.path}: {role} not applied "
-                                       f"({getattr(match, role).reason})")
-            result.warnings.extend(f"{light.path}: {w}" for w in match.warnings)
-            try:
-                # An incomplete output (power cut after the rename) is redone.
-                redo = overwrite or os.path.exists(target)
-                notes = []
-                path, _ = calibrate_and_write(light, match, out_dir, options,
-                                              raw_root=raw_root, overwrite=redo,
-                                              notes=notes)
-                result.written.append(path)
-                result.warnings.extend(f"{light.path}: {note}" for note in notes)
-            except (FrameError, CcdcalError) as exc:
-                result.problems.append(str(exc))
+            _calibrate_one(light, masters, target, out_dir, options, raw_root,
+                           overwrite, result)
         report(progress, i + 1, len(lights), light.name)
     return result
+
+
+def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite, result):
+    """Calibrate and write one light, recording the outcome in ``result``."""
+    match = match_light(light, masters)
+    reason = not_calibrated_reason(match)
+    if reason:
+        result.not_calibrated[light.path] = reason
+        return
+    lines = [f"{light.path}: {role} not applied ({getattr(match, role).reason})"
+             for role in match.missing]
+    lines += [f"{light.path}: {w}" for w in match.warnings]
+    try:
+        # An incomplete output (power cut after the rename) is redone.
+        redo = overwrite or os.path.exists(target)
+        notes = []
+        path, _ = calibrate_and_write(light, match, out_dir, options, raw_root=raw_root,
+                                      overwrite=redo, notes=notes)
+    except NotCalibrated as exc:
+        result.not_calibrated[light.path] = str(exc).replace(f"{light.path}: ", "", 1)
+        return
+    except (FrameError, CcdcalError) as exc:
+        result.problems.append(str(exc))
+        return
+    except OSError as exc:
+        result.problems.append(f"{light.path}: {exc.strerror or exc}")
+        return
+    result.written.append(path)
+    if match.missing:
+        result.missing[light.path] = list(match.missing)
+    result.warnings.extend(lines + [f"{light.path}: {note}" for note in notes])
 
 
 def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
@@ -143,6 +227,12 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     if not frames:
         raise CcdcalError(f"{raw_dir}: no usable FITS frames found"
                           + (f" ({len(scan.problems)} unreadable)" if scan.problems else ""))
+    counts = scan.counts()
+    if not any(counts.get(k) for k in ("bias", "dark", "flat")) \
+            and not load_masters(masters_dir):
+        # Nothing to calibrate with: say so, and leave no empty folders.
+        raise CcdcalError(calibration_frames_text(raw_dir, counts)
+                          + f", and no masters in {masters_dir}")
     ensure_folder(masters_dir)
     # Leftovers of a run that was killed mid-write (never under a final name).
     for folder in (out_dir, masters_dir):

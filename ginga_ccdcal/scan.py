@@ -1,9 +1,10 @@
 """Scanning a folder of raw frames into a table of header values.
 
-Only headers are read (pixels just for the rare frame whose type must be
-guessed), so a folder of thousands of frames scans in seconds.  A rescan
-given the previous result re-reads only files that are new or changed,
-which is what a browser refresh and the watch mode need.
+Only headers are read (pixels just for the rare frame whose header has no
+type, or whose file name names another type than its header), so a folder
+of thousands of frames scans in seconds.  A rescan given the previous
+result re-reads only files that are new or changed, which is what a
+browser refresh and the watch mode need.
 """
 
 import os
@@ -23,7 +24,7 @@ PRODUCT_KEYWORD = "CCDCALV"
 
 # Frame attributes that `Frame.value` serves before looking in the header.
 _DERIVED = ("frametype", "exptime", "filter", "ccd_temp", "binning", "shape",
-            "type_source", "name")
+            "type_source", "type_note", "type_confidence", "name")
 
 
 @dataclass
@@ -42,7 +43,17 @@ class Frame:
         'bias', 'dark', 'flat', 'light' or 'unknown'.
     type_source : str
         The keyword the type came from (e.g. ``'IMAGETYP'``), ``'guess'``
-        when it was guessed from the pixels, ``'user'`` when overridden.
+        when the header has none and the pixels (with the file name) gave
+        it, ``'evidence'`` when file name and pixels overruled the header,
+        ``'user'`` when the user set it (file or glob), ``'unknown'``.
+    type_note : str
+        Why the type is what it is, when not plainly the header's, as a
+        sentence for every surface: ``'header says light; file name and
+        pixels say flat (level 20000 ADU, smooth, no stars)'``.  Empty when
+        the header's type stands unchallenged.
+    type_confidence : str
+        ``'certain'`` (header, user), ``'high'`` (file name and pixels
+        agree), ``'low'`` (pixels alone), ``'none'`` (unknown).
     exptime, filter, ccd_temp : float, str, float or None
     binning : (int, int)
     mtime, size : float, int
@@ -61,6 +72,11 @@ class Frame:
     binning: tuple = (1, 1)
     mtime: float = 0.0
     size: int = 0
+    type_note: str = ""
+    type_confidence: str = "certain"
+    # What the type was decided from, short of pixels: a rescan re-reads
+    # the file when the user's choices for it change.
+    type_inputs: tuple = field(default=None, repr=False, compare=False)
 
     @property
     def name(self):
@@ -113,6 +129,20 @@ class ScanResult:
             counts[f.frametype] = counts.get(f.frametype, 0) + 1
         return counts
 
+    def type_notes(self, guessed=True):
+        """One line per frame whose type is not plainly its header's, or unknown.
+
+        ``'night/flat-001.fits: flat - header says light; file name and
+        pixels say flat (...)'``, in path order: what every front end shows
+        so the user can check (and settle it with ``--type`` or Set type).
+        ``guessed=False`` leaves out the frames `Frame.guessed` marks, for
+        a caller that lists those already.
+        """
+        return [f"{f.path}: {f.frametype} - {f.type_note or 'no frame type'}"
+                for f in sorted(self.frames, key=lambda f: f.path)
+                if (f.type_note or f.frametype == "unknown")
+                and (guessed or not f.guessed)]
+
     def table(self, keys=("frametype", "type_source", "exptime", "filter",
                           "ccd_temp")):
         """The scan as an `astropy.table.Table` (one row per frame)."""
@@ -133,12 +163,15 @@ def frame_from_file(path, *, overrides=None, aliases=None, guess=True):
     ----------
     path : str
     overrides : dict, optional
-        ``{path: frametype}`` set by the user; wins over the header.
+        ``{path: frametype}`` set by the user; wins over everything.
     aliases : dict, optional
-        The user's own spellings: ``{'type': {'calib-z': 'bias'},
-        'filter': {'Halpha': 'Ha'}}`` (see `classify.load_aliases`).
+        The user's vocabulary: ``{'type': {'calib-z': 'bias'},
+        'filter': {'Halpha': 'Ha'}, 'files': {'flat-*': 'flat'}}`` (see
+        `classify.load_aliases`).
     guess : bool
-        Guess the type from the pixels when the header gives none.
+        Read the pixels of a frame whose header has no type.  (A frame
+        whose file name contradicts its header's type is always checked:
+        see `classify.decide_type`, the one rule every caller goes through.)
 
     Raises
     ------
@@ -149,20 +182,27 @@ def frame_from_file(path, *, overrides=None, aliases=None, guess=True):
     info = read_header(path)
     header = info.header
     exptime = classify.exptime_from_header(header)
-    if overrides and path in overrides:
-        frametype, source = overrides[path], "user"
-    else:
-        frametype, source = classify.type_from_header(header, (aliases or {}).get("type"))
-        source = source or "unknown"
-        if frametype == "unknown" and guess:
-            data, _, _ = read_image(path)
-            frametype, source = classify.guess_type_from_data(data, exptime), "guess"
+    aliases = aliases or {}
+    decision = classify.decide_type(
+        header, path, aliases=aliases, override=(overrides or {}).get(path),
+        pixels=lambda: read_image(path)[0], exptime=exptime, guess=guess)
     return Frame(path=path, header=header, hdu=info.hdu, shape=tuple(info.shape),
-                 frametype=frametype, type_source=source, exptime=exptime,
-                 filter=classify.filter_from_header(header, (aliases or {}).get("filter")),
+                 frametype=decision.frametype, type_source=decision.source,
+                 exptime=exptime,
+                 filter=classify.filter_from_header(header, aliases.get("filter")),
                  ccd_temp=classify.temperature_from_header(header),
                  binning=classify.binning_from_header(header),
-                 mtime=stat.st_mtime, size=stat.st_size)
+                 mtime=stat.st_mtime, size=stat.st_size, type_note=decision.note,
+                 type_confidence=decision.confidence,
+                 type_inputs=_type_inputs(path, overrides, aliases))
+
+
+def _type_inputs(path, overrides, aliases):
+    """The user's choices that, with the file itself, decide ``path``'s type."""
+    aliases = aliases or {}
+    return ((overrides or {}).get(path),
+            tuple(sorted((aliases.get("type") or {}).items())),
+            tuple(sorted((aliases.get("files") or {}).items())))
 
 
 def _list_fits(folder, recursive):
@@ -192,8 +232,7 @@ def scan_files(paths, *, folder="", previous=None, overrides=None,
             stat = os.stat(path)
             if (old is not None and old.mtime == stat.st_mtime
                     and old.size == stat.st_size
-                    and not (overrides and path in overrides
-                             and overrides[path] != old.frametype)):
+                    and old.type_inputs == _type_inputs(path, overrides, aliases)):
                 result.frames.append(old)
             else:
                 frame = frame_from_file(path, overrides=overrides,
@@ -225,7 +264,8 @@ def scan_folder(folder, *, recursive=True, previous=None, overrides=None,
     overrides : dict, optional
         ``{path: frametype}`` chosen by the user.
     aliases : dict, optional
-        The user's own type and filter spellings, see `frame_from_file`.
+        The user's vocabulary (spellings and file-type globs), see
+        `frame_from_file`.
     guess : bool
         Guess missing types from the pixels (marked ``type_source='guess'``).
     progress, cancel

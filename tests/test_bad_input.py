@@ -8,6 +8,7 @@ up where the failed one stopped without redoing finished frames.
 """
 
 import errno
+import gzip
 import hashlib
 import io
 import os
@@ -136,8 +137,87 @@ def _cube(folder, night):
     return "cube.fits", "not a 2-D image (data shape (3, 64, 80))"
 
 
-@pytest.mark.parametrize("maker", [_truncated, _empty, _not_fits, _table_only, _cube],
-                         ids=["truncated", "zero-byte", "not-FITS", "table-only", "3-D cube"])
+# Hostile headers, made by editing the cards of a good light's bytes.
+
+def _card(key, value):
+    """One 80-byte header card ``KEY = value`` (``value`` as raw bytes)."""
+    return (f"{key:<8}= ".encode("ascii") + value).ljust(80)
+
+
+def _with_cards(raw, **cards):
+    """The FITS bytes ``raw`` with some cards replaced (by keyword)."""
+    raw = bytearray(raw)
+    for key, card in cards.items():
+        target = key.ljust(8).encode("ascii")
+        start = next(i for i in range(0, len(raw), 80) if raw[i:i + 8] == target)
+        raw[start:start + 80] = card
+    return bytes(raw)
+
+
+def _light_bytes(night):
+    with open(night.files["light"][0], "rb") as stream:
+        return stream.read()
+
+
+def _bad_value(name, key, value):
+    def maker(folder, night):
+        (folder / name).write_bytes(
+            _with_cards(_light_bytes(night), **{key: _card(key, value)}))
+        return name, f"bad header: {key} = "
+    return maker
+
+
+_naxis1_text = _bad_value("naxis1-text.fits", "NAXIS1", b"'abc'")
+_bitpix_text = _bad_value("bitpix-text.fits", "BITPIX", b"'x'")
+_naxis_real = _bad_value("naxis-real.fits", "NAXIS", b"2.5")
+_naxis_huge = _bad_value("naxis-huge.fits", "NAXIS", b"1000000000000")
+
+
+def _short_text(folder, night):
+    (folder / "readme.fits").write_text("not an image\n")
+    return "readme.fits", "not a FITS file"
+
+
+def _gzip_bomb(folder, night):
+    """146 bytes of gzip whose header declares a 20000 x 20000 image."""
+    cards = [_card("SIMPLE", b"T".rjust(20)), _card("BITPIX", b"16".rjust(20)),
+             _card("NAXIS", b"2".rjust(20)), _card("NAXIS1", b"20000".rjust(20)),
+             _card("NAXIS2", b"20000".rjust(20)), _card("IMAGETYP", b"'Light Frame'"),
+             _card("EXPTIME", b"300.0".rjust(20)), _card("FILTER", b"'R'"),
+             b"END".ljust(80)]
+    (folder / "bomb.fits.gz").write_bytes(gzip.compress(b"".join(cards).ljust(2880)))
+    return "bomb.fits.gz", "more than the memory budget"
+
+
+def _gzip_cut(folder, night):
+    """A gzipped light whose stream stops after the header."""
+    raw = _light_bytes(night)
+    (folder / "cut.fits.gz").write_bytes(gzip.compress(raw[:2880 * 2]))
+    return "cut.fits.gz", "truncated FITS"
+
+
+def _fz_bomb(folder, night):
+    """A tile-compressed light whose header declares a 20000 x 20000 image."""
+    data, header = light_template(night)
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data.astype(np.int16))]).writeto(buffer)
+    raw = _with_cards(buffer.getvalue()[2880:],
+                      ZNAXIS1=_card("ZNAXIS1", b"20000".rjust(20)),
+                      ZNAXIS2=_card("ZNAXIS2", b"20000".rjust(20)))
+    (folder / "bomb.fits.fz").write_bytes(buffer.getvalue()[:2880] + raw)
+    return "bomb.fits.fz", "more than the memory budget"
+
+
+HOSTILE = [_naxis1_text, _bitpix_text, _naxis_real, _naxis_huge, _short_text,
+           _gzip_bomb, _gzip_cut, _fz_bomb]
+HOSTILE_IDS = ["NAXIS1-text", "BITPIX-text", "NAXIS-real", "NAXIS-huge", "short-text",
+               "gzip-bomb", "gzip-cut", "fz-bomb"]
+
+
+@pytest.mark.parametrize("maker", [_truncated, _empty, _not_fits, _table_only, _cube]
+                         + HOSTILE,
+                         ids=["truncated", "zero-byte", "not-FITS", "table-only", "3-D cube"]
+                         + HOSTILE_IDS)
 def test_unusable_file_is_named_and_the_night_goes_on(night, tmp_path, maker):
     name, what = maker(night.path, night)
     out = tmp_path / "out"
@@ -148,13 +228,45 @@ def test_unusable_file_is_named_and_the_night_goes_on(night, tmp_path, maker):
     assert len(lines) == 1, messages(report)
     assert lines[0].startswith(path + ": ") and what in lines[0]
     assert "Traceback" not in lines[0]
+    # Refused when the folder is scanned, never listed as a frame first.
+    assert path in [p.path for p in report.scan.problems]
+    assert path not in [f.path for f in report.scan.frames]
     assert_night_went_through(report, out)
     assert len(report.masters.masters) == N_MASTERS
 
 
+def test_bad_header_values_through_the_command_line(night, tmp_path, capsys):
+    from ginga_ccdcal.cli import main
+    bad = dict(maker(night.path, night) for maker in
+               (_naxis1_text, _bitpix_text, _naxis_real))
+    with Untouched(night.path):
+        status = main(["-q", "reduce", str(night.path), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "Traceback" not in out + err
+    assert f"{N_LIGHTS} calibrated" in out
+    for name, card in zip(bad, ("NAXIS1 = 'abc'", "BITPIX = 'x'", "NAXIS = 2.5")):
+        [line] = [x for x in err.splitlines() if name in x]
+        assert line.startswith(f"skipped: {night.path / name}: bad header: {card} ")
+
+
+def test_absurd_axis_count_is_refused_at_once(night, tmp_path):
+    """NAXIS = 10**12 once looped over every axis; FITS allows 999."""
+    name, what = _naxis_huge(night.path, night)
+    child = subprocess.run(
+        [sys.executable, "-m", "ginga_ccdcal", "-q", "reduce", str(night.path),
+         "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 1, child.stderr
+    assert "Traceback" not in child.stderr
+    assert (f"skipped: {night.path / name}: bad header: NAXIS = 1000000000000 is out "
+            "of range (0..999)") in child.stderr.splitlines()
+    assert f"{N_LIGHTS} calibrated" in child.stdout
+
+
 def test_watch_mode_reports_each_bad_file_once(night, tmp_path):
     bad = dict(maker(night.path, night) for maker in
-               (_truncated, _empty, _not_fits, _table_only, _cube))
+               [_truncated, _empty, _not_fits, _table_only, _cube] + HOSTILE)
     results, done = [], threading.Event()
 
     def collect(result):
@@ -338,7 +450,10 @@ def test_mismatched_shapes_and_binning(night, tmp_path):
     biases = {m.shape: m for m in report.masters.masters if m.kind == "bias"}
     assert biases[(64, 80)].n_frames == 5 and biases[(32, 40)].n_frames == 1
     lines = lines_about(report, night.path / "binned.fits")
-    assert any("binning 2x2" in line and "bias not applied" in line for line in lines)
+    # No bias, dark or flat of its binning: listed, and not written.
+    assert any("binning 2x2" in line and "not calibrated: no master bias, dark or flat"
+               in line for line in lines)
+    assert not (out / "binned.fits").exists()
     # The full-size lights used the full-size bias only.
     for path in report.calibration.written:
         if os.path.basename(path).startswith("M13-"):
@@ -646,3 +761,241 @@ def test_stale_temp_files_of_a_killed_run_are_cleared(night, tmp_path):
     reduce_night(night.path, out)
     assert not old.exists()
     assert young.exists()  # may belong to a writer still at work
+
+
+# -- header text a FITS file cannot hold ------------------------------------------
+
+def _text_lights(night):
+    """Copies of the first R light with OBJECT holding a tab, a newline, a
+    DEL, a byte outside ASCII, and one whose keyword is not ASCII; and a
+    bias whose INSTRUME holds a tab.  Returns {name: expected OBJECT}."""
+    raw = _light_bytes(night)
+    expected = {}
+    for name, value, shown in (("tab.fits", b"'M13\there'", "M13\\there"),
+                               ("newline.fits", b"'M13\nhere'", "M13\\nhere"),
+                               ("del.fits", b"'M13\x7fhere'", "M13\\x7fhere"),
+                               ("accent.fits", b"'caf\xe9 M13'", "caf\\xe9 M13")):
+        (night.path / name).write_bytes(_with_cards(raw, OBJECT=_card("OBJECT", value)))
+        expected[name] = shown
+    (night.path / "keyword.fits").write_bytes(
+        _with_cards(raw, OBJECT=b"OBJ\xc9CT  = 'M13'".ljust(80)))
+    expected["keyword.fits"] = None
+    with open(night.files["bias"][0], "rb") as stream:
+        bias = stream.read()
+    (night.path / "Bias-000-tab.fit").write_bytes(
+        _with_cards(bias, INSTRUME=_card("INSTRUME", b"'SBIG\tST-8'")))
+    return expected
+
+
+def _history(header):
+    """HISTORY text with astropy's line wrapping undone."""
+    return "".join(str(line) for line in header["HISTORY"])
+
+
+def test_control_and_non_ascii_header_text_is_escaped_not_fatal(night, tmp_path, capsys):
+    from ginga_ccdcal.cli import main
+    expected = _text_lights(night)
+    out = tmp_path / "out"
+    with Untouched(night.path):
+        status = main(["-q", "reduce", str(night.path), "--out", str(out)])
+    stdout, stderr = capsys.readouterr()
+    assert status == 0, stderr
+    assert f"{N_LIGHTS + len(expected)} calibrated" in stdout
+    for name, shown in expected.items():
+        header = fits.getheader(out / name)
+        history = _history(header)
+        assert "ccdcal: header sanitised: " in history
+        if shown is None:
+            assert "OBJECT" not in header and not any("OBJ" in k for k in header)
+            assert "OBJ\\xc9CT  = 'M13' dropped (keyword not ASCII)" in history
+        else:
+            assert header["OBJECT"] == shown
+            assert "OBJECT value escaped" in history
+        assert "?" not in header.get("OBJECT", "")
+    # A master starts from its first frame's header: here the one with a tab.
+    bias = fits.getheader(out / "masters" / "master_bias.fits")
+    assert bias["NCOMBINE"] == 6
+    assert bias["INSTRUME"] == "SBIG\\tST-8"
+    assert "header sanitised: INSTRUME value escaped" in _history(bias)
+
+
+def test_newline_in_a_value_keeps_the_scan_tree_one_line_per_group(night, capsys):
+    from ginga_ccdcal.cli import main
+    _text_lights(night)
+    main(["-q", "scan", str(night.path), "--group-by", "OBJECT"])
+    tree = capsys.readouterr().out
+    assert "OBJECT = M13\\nhere  (1 frames)" in tree.splitlines()
+    assert not any(line.startswith("here") for line in tree.splitlines())
+
+
+def test_non_ascii_folder_name_goes_into_history_escaped(night, tmp_path):
+    # Headers name the raw frame relative to the raw folder, so the folder's
+    # own name stays out; a non-ASCII file name goes in, escaped visibly.
+    folder = tmp_path / "Überwald"
+    shutil.copytree(night.path, folder)
+    light = sorted(folder.glob("M13-*R.fit"))[0]
+    light.rename(folder / light.name.replace("M13-", "M13-Überwald-"))
+    report = reduce_night(folder, tmp_path / "out")
+    assert not report.calibration.problems
+    assert_night_went_through(report, tmp_path / "out")
+    [written] = [p for p in report.calibration.written if "berwald-" in p]
+    assert "raw frame M13-\\xdcberwald-" in _history(fits.getheader(written))
+
+
+def test_write_fits_sanitises_what_it_is_given(tmp_path):
+    text = "".join(card.decode("latin-1") for card in (
+        _card("OBJECT", b"'a\tb'"), _card("EXPTIME", b"3O0".rjust(20)),
+        _card("COMMENT", b"x")[:8] + b"bell\x07 here".ljust(72),
+        b"N\xc9W     = 1".ljust(80), b"END".ljust(80)))
+    header = fits.Header.fromstring(text.ljust(2880))
+    path = safe_write.write_fits(tmp_path / "out.fits", np.zeros((4, 4), np.float32),
+                                 header)
+    written = fits.getheader(path)
+    assert written["OBJECT"] == "a\\tb"
+    assert written["EXPTIME"] == "3O0"
+    assert "bell\\x07 here" in str(written["COMMENT"])
+    history = _history(written)
+    assert history.startswith("ccdcal: header sanitised: OBJECT value escaped; EXPTIME "
+                              "value 3O0 is not a FITS value, kept as text; COMMENT card "
+                              "escaped; card N\\xc9W")
+    assert temp_files(tmp_path) == []
+
+
+# -- writes that fail: file-size limit, kills, SIGTERM ------------------------------
+
+_LIMITED = textwrap.dedent("""
+    import resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # then writes fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+    from ginga_ccdcal.cli import main
+    sys.exit(main(["-q", "reduce", *sys.argv[2:]]))
+""")
+
+
+def test_file_size_limit_skips_one_product_and_the_run_goes_on(night, tmp_path):
+    # A light like the others (so masters fit it) with a long header: its
+    # product alone exceeds the limit.
+    data, _ = light_template(night)
+    header = make_header("maxim", "light", 300.0, "R")
+    for i in range(1000):
+        header.add_history(f"observing log line {i}")
+    write_frame(night.path / "big.fits", data, header)
+    out = tmp_path / "out"
+    with Untouched(night.path):
+        child = subprocess.run([sys.executable, "-c", _LIMITED, "45000", str(night.path),
+                                "--out", str(out)], cwd=ROOT, capture_output=True,
+                               text=True, timeout=300)
+    assert "Traceback" not in child.stderr, child.stderr
+    assert child.returncode == 1
+    assert f"skipped: {out / 'big.fits'}: cannot write (File too large)" in \
+        child.stderr.splitlines()
+    assert f"{N_LIGHTS} calibrated" in child.stdout
+    assert temp_files(out) == []
+    assert len(fits_outputs(out)) == N_MASTERS + N_LIGHTS
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _temp_name(final, pid):
+    return f".{final}.pid{pid}.ab12cd34{safe_write.TEMP_SUFFIX}"
+
+
+def test_temp_files_of_dead_writers_are_removed_at_any_depth(tmp_path):
+    dead = _dead_pid()
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    orphans = [tmp_path / _temp_name("x.fits", dead), deep / _temp_name("y.fits", dead)]
+    mine = tmp_path / _temp_name("z.fits", os.getpid())       # a live writer's
+    other = tmp_path / "a" / ".notes.ccdcal-tmp.txt"           # not ours
+    for path in orphans + [mine, other]:
+        path.write_bytes(b"half a file")
+    removed = safe_write.remove_stale_temps(tmp_path)
+    assert sorted(removed) == sorted(map(str, orphans))
+    assert mine.exists() and other.exists()
+
+
+def test_a_locked_temp_file_is_kept_even_if_old(tmp_path):
+    """A live writer's lock wins over age and over a reused process id."""
+    import fcntl
+    dead = _dead_pid()
+    locked = tmp_path / _temp_name("x.fits", dead)
+    locked.write_bytes(b"being written")
+    os.utime(locked, (0, 0))
+    with open(locked, "rb") as stream:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+        assert safe_write.remove_stale_temps(tmp_path) == []
+    assert safe_write.remove_stale_temps(tmp_path) == [str(locked)]
+
+
+def test_write_fits_names_its_temp_file_after_its_process(tmp_path, monkeypatch):
+    seen = []
+    real = safe_write.os.replace
+
+    def spy(source, target):
+        seen.append(os.path.basename(source))
+        return real(source, target)
+
+    monkeypatch.setattr(safe_write.os, "replace", spy)
+    safe_write.write_fits(tmp_path / "a.fits", np.zeros((2, 2)), overwrite=True)
+    [name] = seen
+    assert safe_write.temp_owner(name) == os.getpid() and name.startswith(".a.fits.")
+
+
+@pytest.mark.parametrize("command", ["reduce", "masters", "calibrate", "watch"])
+def test_every_command_clears_dead_writers_temp_files(night, tmp_path, capsys, command):
+    from ginga_ccdcal.cli import main
+    out = tmp_path / "out"
+    masters = tmp_path / "masters"
+    if command == "calibrate":
+        reduce_night(night.path, tmp_path / "first", masters_dir=masters)
+    (out / "deep").mkdir(parents=True)
+    orphan = out / "deep" / _temp_name("M13-001R.fit", _dead_pid())
+    orphan.write_bytes(b"half a file")
+    args = {"reduce": ["reduce", night.path, "--out", out],
+            "masters": ["masters", night.path, "--out", out],
+            "calibrate": ["calibrate", *night.files["light"], "--masters", masters,
+                          "--out", out],
+            "watch": ["watch", night.path, "--out", out, "--masters", masters,
+                      "--duration", "0.5", "--new-only"]}[command]
+    main(["-q", *map(str, args)])
+    err = capsys.readouterr().err
+    assert not orphan.exists()
+    assert f"note: removed 1 temporary file(s) left in {out} by an interrupted run" in err
+
+
+# The child runs ``ginga-ccdcal reduce`` with a write that stops half-way
+# through the ``die_at``-th file and waits for a signal.
+_CLI_CHILD = _CHILD.replace("reduce_night(raw, out)\n", """
+from ginga_ccdcal.cli import main
+sys.exit(main(["-q", "reduce", raw, "--out", out]))
+""")
+assert _CLI_CHILD != _CHILD
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_sigterm_stops_as_cleanly_as_ctrl_c(night, tmp_path, signum):
+    out = tmp_path / "out"
+    marker = tmp_path / "writing"
+    child = subprocess.Popen([sys.executable, "-c", _CLI_CHILD, str(night.path), str(out),
+                              str(N_MASTERS + 2), str(marker)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            assert child.poll() is None, child.stderr.read()
+            time.sleep(0.05)
+        assert marker.exists(), "the child never reached the write"
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + signum
+    assert "Traceback" not in err
+    assert ("terminated" if signum == signal.SIGTERM else "interrupted") in err
+    assert temp_files(out) == []
+    assert len(fits_outputs(out)) == N_MASTERS + 1

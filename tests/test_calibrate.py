@@ -45,8 +45,9 @@ def test_noiseless_night_recovers_truth_exactly(tmp_path):
         ccd = calibrate_frame(light, match)
         # Noiseless raw = bias + dark*t + flat*signal, rounded to integers:
         # calibration must undo it to within the rounding of the inputs.
+        flat = camera.flats[light.filter]  # the master flat is mean-normalised
         expected = ((fits.getdata(light.path).astype(float) - camera.bias
-                     - camera.dark_rate * 300.0) / camera.flats[light.filter])
+                     - camera.dark_rate * 300.0) / (flat / flat.mean()))
         np.testing.assert_allclose(ccd.data, expected, atol=3.0)
         assert ccd.header["CALSTAT"] == "BDF"
         assert ccd.header["DARKSCL"] == pytest.approx(2.5)
@@ -59,8 +60,9 @@ def test_noisy_night_residual_is_noise(tmp_path):
     ccd = calibrate_frame(light, match_light(light, report.masters))
     # What a perfect calibration leaves: the light minus the true bias and
     # dark, through the true flat.
+    flat = camera.flats[light.filter]  # the master flat is mean-normalised
     perfect = ((fits.getdata(light.path).astype(float) - camera.bias
-                - camera.dark_rate * 300.0) / camera.flats[light.filter])
+                - camera.dark_rate * 300.0) / (flat / flat.mean()))
     residual = ccd.data - perfect
     # Errors the masters bring in are unbiased and well below the light's own
     # photon and read noise (5 darks scaled by 2.5 dominate them).
@@ -94,7 +96,8 @@ def _ccdproc_reduction(scan):
             frames.append(ccd)
         combined = ccdproc.combine(frames, method="median",
                                    scale=lambda a: 1 / np.ma.median(a))
-        flats[filt] = combined.divide(np.median(combined.data))
+        # ccdproc's flat_correct (and IRAF) normalise by the mean.
+        flats[filt] = combined.divide(np.mean(combined.data))
     return bias, darks, flats
 
 
@@ -134,7 +137,8 @@ def test_provenance_and_no_overwrite(tmp_path):
     assert header["FLATFILE"] == f"master_flat_{light.filter}.fits"
     assert header["CCDCALV"]
     history = "".join(header["HISTORY"])  # long lines wrap over cards
-    assert "scaled 120 s -> 300 s" in history and light.path in history
+    assert "scaled 120 s -> 300 s" in history and f"raw frame {light.name}" in history
+    assert str(tmp_path) not in history  # no absolute paths in products
     with pytest.raises(OutputExists):
         calibrate_and_write(light, match, tmp_path / "out")
     calibrate_and_write(light, match, tmp_path / "out", overwrite=True)

@@ -80,7 +80,11 @@ def test_missing_calibration_is_one_clear_line(capsys, night, tmp_path):
     status, out, err = run(capsys, "reduce", raw, "--out", tmp_path / "out")
     assert status == 1
     assert "no bias frames" in err
-    assert "flat not applied (no master flat for filter R" in err
+    # No bias, no flat, and darks of other exposures that cannot be scaled
+    # without a bias: nothing applies, so nothing is written as calibrated.
+    assert "0 calibrated, 5 not calibrated" in out
+    assert err.count("not calibrated: ") == 5
+    assert "flat: no master flat for filter R" in err
     assert "Traceback" not in err
 
 

@@ -134,11 +134,13 @@ def test_threshold_none_disables_that_side():
     frames = bias_stack(12, outliers=False)
     frames[0][5, 5] = 0.0       # far below
     frames[1][6, 6] = 60000.0   # far above
-    both = combine(frames, "average", sigma_clip=True)
+    # Mean/std: the only values far enough out to clip are the two planted.
+    mean_std = dict(sigma_clip_func="mean", sigma_clip_dev_func="std")
+    both = combine(frames, "average", sigma_clip=True, **mean_std)
     no_low = combine(frames, "average", sigma_clip=True,
-                     sigma_clip_low_thresh=None)
+                     sigma_clip_low_thresh=None, **mean_std)
     no_high = combine(frames, "average", sigma_clip=True,
-                      sigma_clip_high_thresh=None)
+                      sigma_clip_high_thresh=None, **mean_std)
     plain = combine(frames, "average")
     assert both.data[5, 5] > 990 and both.data[6, 6] < 1010
     assert no_low.data[5, 5] == plain.data[5, 5]
@@ -592,3 +594,19 @@ def test_frame_median_of_nothing_is_nan():
 def test_default_mem_limit():
     limit = cmb.default_mem_limit()
     assert 0 < limit <= 2 * 1024 ** 3
+
+
+def test_subtract_per_frame_matches_numpy():
+    # Flats of two exposures, each with the dark of its own exposure.
+    frames = bias_stack(6)
+    rng = np.random.default_rng(5)
+    short, long_ = (rng.normal(20, 3, SHAPE), rng.normal(80, 3, SHAPE))
+    subs = [short, long_, short, 7.0, None, long_]
+    for method in ("average", "median"):
+        ours = combine(frames, method, subtract=subs, scale="inverse_median")
+        diffs = [np.asarray(f, np.float64) - (0.0 if s is None else s)
+                 for f, s in zip(frames, subs)]
+        diffs = [(d.astype(np.float32) / np.median(d.astype(np.float32))) for d in diffs]
+        reference = (np.mean if method == "average" else np.median)(diffs, axis=0)
+        np.testing.assert_allclose(ours.data, reference, rtol=1e-5)
+        assert ours.settings["subtract"] == "per frame"

@@ -25,8 +25,10 @@ BLOCKED = {blocked!r}
 for name in BLOCKED:
     sys.modules[name] = None
 import ginga_ccdcal
+# the front ends of the extras: the viewer ("gui") and notebook widgets ("notebook")
+FRONT_ENDS = ("ginga_ccdcal.gui", "ginga_ccdcal.notebook")
 names = sorted(m.name for m in pkgutil.walk_packages(ginga_ccdcal.__path__, "ginga_ccdcal.")
-               if not m.name.startswith("ginga_ccdcal.gui"))
+               if not m.name.startswith(FRONT_ENDS))
 for name in names:
     if name == "ginga_ccdcal.__main__":
         continue

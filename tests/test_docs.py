@@ -30,8 +30,12 @@ def test_docs_build_without_warnings(tmp_path):
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for page in ("index", "install", "quickstart", "tutorial", "cli", "plugins",
-                 "rules", "api", "characterisation", "performance"):
+                 "rules", "api", "characterisation", "performance", "notebook"):
         assert (tmp_path / "html" / f"{page}.html").exists(), page
+    # The lab notebook is run by the build and shown with its outputs.
+    lab = (tmp_path / "html" / "notebooks" / "ccd_lab.html").read_text(encoding="utf-8")
+    assert "in memory == from the file: True" in lab
+    assert "application/vnd.jupyter.widget-view+json" in lab
     cli = (tmp_path / "html" / "cli.html").read_text(encoding="utf-8")
     # The help texts are generated from the parser at build time.
     assert "usage: ginga-ccdcal characterise" in cli

@@ -1,5 +1,8 @@
 """Reading frames: the quick header path must answer as astropy does."""
 
+import gzip
+import io
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -58,3 +61,58 @@ def test_read_header_and_image_shapes(tmp_path):
     (tmp_path / "b.fits").write_bytes(raw[:2880])
     with pytest.raises(FrameError, match="truncated FITS"):
         read_image(tmp_path / "b.fits")
+
+
+# -- hostile and compressed input --------------------------------------------------
+
+def test_printable_escapes_visibly():
+    from ginga_ccdcal.fitsfile import printable
+    assert printable("M13 R") == "M13 R"
+    assert printable("a\tb\nc\rd\x7fe\xe9f\u0141") == "a\\tb\\nc\\rd\\x7fe\\xe9f\\u0141"
+    assert printable("C:\\Users\\x") == "C:\\Users\\x"     # backslashes kept as they are
+
+
+def test_sanitise_header_leaves_a_good_header_alone():
+    from ginga_ccdcal.fitsfile import sanitise_header
+    header = make_header("maxim", "light", 30.0, "R")
+    before = header.tostring()
+    assert sanitise_header(header) == []
+    assert header.tostring() == before
+
+
+def _gzip_light(tmp_path, name, data, members=1):
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(data, header=make_header("maxim", "light", 30.0, "R")).writeto(buffer)
+    raw = buffer.getvalue()
+    cut = len(raw) // members // 2880 * 2880 or len(raw)
+    parts = [raw[:cut], raw[cut:]] if members == 2 else [raw]
+    (tmp_path / name).write_bytes(b"".join(gzip.compress(p) for p in parts))
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_gzipped_frames_are_read_as_astropy_reads_them(tmp_path, members):
+    data = np.arange(40 * 50, dtype=np.uint16).reshape(40, 50)
+    path = _gzip_light(tmp_path, "a.fits.gz", data, members)
+    info = read_header(path)
+    assert info.shape == (40, 50) and info.hdu == 0
+    pixels, header, _ = read_image(path)
+    assert (pixels == data).all()
+    assert header == fits.getheader(path)
+
+
+def test_plain_file_named_gz_is_read(tmp_path):
+    data = np.ones((4, 6), dtype=np.int16)
+    fits.PrimaryHDU(data).writeto(tmp_path / "plain.fits.gz")
+    assert read_header(tmp_path / "plain.fits.gz").shape == (4, 6)
+
+
+def test_budget_refuses_before_decompressing(tmp_path, monkeypatch):
+    from ginga_ccdcal import fitsfile
+    path = _gzip_light(tmp_path, "b.fits.gz", np.zeros((40, 50), np.uint16))
+    # 40 x 50 pixels take 2 + 4 bytes each to calibrate: 12000 bytes.
+    monkeypatch.setattr(fitsfile, "decompressed_budget", lambda: 11999)
+    with pytest.raises(FrameError, match=r"declares a 50 x 40 image .* memory budget"):
+        read_header(path)
+    monkeypatch.setattr(fitsfile, "decompressed_budget", lambda: 12000)
+    assert read_header(path).shape == (40, 50)

@@ -47,3 +47,27 @@ def test_format_tree_counts():
     text = format_tree(group_frames(FRAMES))
     assert "frametype = light  (3 frames)" in text
     assert "  exptime = 300  (3 frames)" in text
+
+
+def test_missing_values_are_shown_one_way_only():
+    frames = [frame("a", "flat", 5.0, None, OBJECT=""), frame("b", "flat", 5.0, None),
+              frame("c", "flat", 5.0, None, OBJECT="   "), frame("d", "flat", 5.0, "R", OBJECT="x")]
+    for key in ("object", "filter"):
+        groups = group_frames(frames, (key,))
+        labels = [g.label for g in groups]
+        assert sum("(none)" in label for label in labels) == 1, labels
+        assert all(not label.endswith("= ") for label in labels), labels
+
+
+def test_filters_differing_in_case_are_different_groups():
+    frames = [frame("r1", "light", 30.0, "R"), frame("r2", "light", 30.0, "r"),
+              frame("r3", "light", 30.0, "R")]
+    groups = group_frames(frames, ("filter",))
+    assert [(g.value, len(g.frames)) for g in groups] == [("R", 2), ("r", 1)]
+
+
+def test_tree_lists_type_notes_with_the_files():
+    odd = frame("f9", "flat", 5.0, "R")
+    odd.type_source, odd.type_note = "evidence", "header says light; file name and pixels say flat"
+    text = format_tree(group_frames([odd]), show_files=True)
+    assert "f9  [header says light; file name and pixels say flat]" in text
