@@ -21,7 +21,8 @@ __all__ = ["parse_group_keys", "type_text", "frame_summary", "group_summary",
            "aliases_text", "parse_aliases_text", "watch_result_lines",
            "result_lines", "provenance_text", "parse_options", "DARK_SCALES",
            "format_number", "checklist_items", "checklist_text", "FRAME_STATES",
-           "state_text", "match_state", "match_banner", "watch_state", "watch_banner"]
+           "state_text", "match_state", "match_banner", "failure_state",
+           "watch_state", "watch_banner"]
 
 # Section names of the spellings editor -> keys of the aliases file.
 _SECTIONS = {"types": "type", "type": "type", "filters": "filter", "filter": "filter"}
@@ -348,17 +349,30 @@ def _missing_state(missing):
     return "partly calibrated", why
 
 
+def failure_state(match, message):
+    """``(state, why)`` of a light whose calibration raised ``message``.
+
+    ``'not calibrated'`` when no master at all fits it (the core refuses to
+    write such a frame), else ``'failed'``.
+    """
+    from .calibrate import not_calibrated_reason
+    reason = not_calibrated_reason(match) if match is not None else None
+    return ("not calibrated", reason) if reason else ("failed", message)
+
+
 def watch_banner(result):
     """What a viewer should write over a watched light's result, or None.
 
-    The watcher's own ``banner`` when it gives one; otherwise worked out
-    from the match: ``'partly calibrated: flat NOT applied (no master
-    flat for filter V)'`` when steps are missing.
+    A light that was not calibrated (or failed): ``'NOT calibrated: ...'``;
+    one calibrated with steps missing: the watcher's own ``banner`` when it
+    gives one, else ``'partly calibrated: flat NOT applied (no master flat
+    for filter V)'`` from the match.
     """
+    light = result.frame is not None and result.frame.frametype == "light"
+    if result.status in ("problem", "uncalibrated") and light:
+        return f"NOT calibrated: {result.problem}"
     if hasattr(result, "banner"):
         return result.banner
-    if result.status == "uncalibrated":
-        return f"NOT calibrated: {result.problem}"
     if result.status != "calibrated" or result.match is None:
         return None
     return match_banner(result.match)
@@ -381,7 +395,7 @@ def watch_state(result):
     (calibration frames, ignored files, outputs already there).
     """
     if result.status == "problem":
-        return "failed", result.problem or ""
+        return failure_state(result.match, result.problem or "")
     if result.status == "uncalibrated":
         return "not calibrated", result.problem or ""
     if result.status != "calibrated":

@@ -85,7 +85,8 @@ from ginga.AstroImage import AstroImage
 from ginga.gw import Viewers, Widgets
 
 from ..calibrate import CalibrationOptions, calibrate_and_write, output_path
-from ..describe import DARK_SCALES, match_banner, match_state, parse_options, result_lines
+from ..describe import (DARK_SCALES, failure_state, match_banner, match_state,
+                        parse_options, result_lines)
 from ..errors import CcdcalError
 from ..match import match_light
 from ..reduce import calibrate_lights
@@ -575,7 +576,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         return self.task.run(work, label="Calibrating",
                              on_done=lambda result: self._calibrated(frame, match, result),
                              on_error=lambda message, cancelled: self._failed(
-                                 frame, message, cancelled))
+                                 frame, match, message, cancelled))
 
     def _calibrated(self, frame, match, result):
         path, ccd = result
@@ -603,12 +604,12 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
                                 + result_lines(ccd.header, ratio)
                                 + [f"warning: {w}" for w in match.warnings])
 
-    def _failed(self, frame, message, cancelled):
+    def _failed(self, frame, match, message, cancelled):
         if cancelled:
             self.messages.set_lines(["Cancelled."])
             return
         self.messages.set_lines([f"{frame.name}: not calibrated: {message}"])
-        self.session.set_frame_state(frame.path, "failed", message)
+        self.session.set_frame_state(frame.path, *failure_state(match, message))
         report_problem(self.fv, f"CCD Calibrate: {frame.name}: not calibrated: {message}")
 
     # -- calibrating the whole scan --------------------------------------------

@@ -454,7 +454,8 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         self._show_result(result)
         if result.status == "calibration" and result.stale:
             self.session.report_stale(result.stale)
-        if result.status in ("calibrated", "uncalibrated", "exists", "calibration"):
+        readable = result.status != "problem" or result.frame is not None
+        if result.status != "ignored" and readable:
             self._watch_masters_changed()
             # the new frame joins the browser's tree (only new files are read)
             self.session.want_scan(self.watch_folder, quiet=True)
