@@ -2,8 +2,10 @@
 
 The GUI-free core lives in the submodules of this package (``scan``,
 ``classify``, ``group``, ``combine``, ``masters``, ``match``,
-``calibrate``); the Ginga plugins in :mod:`ginga_ccdcal.plugins` and the
-command line in :mod:`ginga_ccdcal.cli` only call it.
+``calibrate``, ``describe``) and needs neither Ginga nor Qt nor
+matplotlib; the Ginga plugins and viewer in ``ginga_ccdcal.gui`` (extra
+``gui``), the notebook widgets in ``ginga_ccdcal.notebook`` (extra
+``notebook``) and the command line in :mod:`ginga_ccdcal.cli` only call it.
 """
 
 __version__ = "0.1.0"

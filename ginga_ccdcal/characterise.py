@@ -1100,8 +1100,13 @@ def characterise_folder(raw_dir, out_dir=None, progress=None, cancel=None, *,
 
 def _figure():
     # A bare Figure renders with Agg and never touches pyplot's global
-    # backend, which the viewer may have set to Qt.
-    from matplotlib.figure import Figure
+    # backend, which the viewer may have set to Qt.  matplotlib is an
+    # extra ("plots"): the core imports and runs without it.
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CcdcalError("the report's plots need matplotlib: "
+                          "pip install 'ginga-ccdcal[plots]'") from None
     return Figure(figsize=(6.4, 4.2), dpi=100)
 
 

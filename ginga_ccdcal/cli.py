@@ -418,14 +418,29 @@ def cmd_sample(args):
     return EXIT_OK
 
 
+def _gui_viewer():
+    """The viewer module, or None after saying how to install it (extra ``gui``)."""
+    try:
+        from .gui import viewer
+    except ImportError as exc:
+        print(f"ginga-ccdcal: the viewer needs Ginga and a Qt binding ({exc}); "
+              "pip install 'ginga-ccdcal[gui]'", file=sys.stderr)
+        return None
+    return viewer
+
+
 def cmd_gui(args):
-    from .viewer import start_viewer
-    return start_viewer(args.raw, screenshot=args.screenshot)
+    viewer = _gui_viewer()
+    if viewer is None:
+        return EXIT_FAILED
+    return viewer.start_viewer(args.raw, screenshot=args.screenshot)
 
 
 def cmd_demo(args):
-    from .viewer import run_demo
-    return run_demo(args.dir, screenshot=args.screenshot, scale=args.scale)
+    viewer = _gui_viewer()
+    if viewer is None:
+        return EXIT_FAILED
+    return viewer.run_demo(args.dir, screenshot=args.screenshot, scale=args.scale)
 
 
 def _add_master_options(p):

@@ -15,7 +15,7 @@ from .calibrate import calibrate_frame
 from .classify import header_number
 from .masters import master_data
 
-__all__ = ["Step", "calibration_steps", "common_cuts"]
+__all__ = ["Step", "calibration_steps", "as_read_step", "common_cuts"]
 
 
 @dataclass
@@ -84,6 +84,26 @@ def calibration_steps(frame, match, options=None, *, gain=None):
 
     calibrate_frame(frame, match, options, on_step=keep)
     return steps
+
+
+def as_read_step(frame):
+    """The frame as the camera wrote it: the true start of the calibration.
+
+    `calibration_steps` starts after the overscan was subtracted and the
+    frame trimmed (what every master is made from); this step comes before
+    that, with the bias level (and the overscan strip) still in, so a
+    student sees the ~1300 ADU that the first step removes.
+
+    Returns
+    -------
+    Step
+        Role ``'as read'``.
+    """
+    from .fitsfile import read_image
+    data, _, _ = read_image(frame.path, dtype=np.float32)
+    note = (f"as read: median {np.nanmedian(data):.0f} ADU, bias level included "
+            f"({data.shape[1]}x{data.shape[0]} px, any overscan strip still there)")
+    return Step("as read", "as read", data, note)
 
 
 def common_cuts(steps, low=1.0, high=99.5):

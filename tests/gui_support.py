@@ -16,8 +16,8 @@ import pathlib
 
 import pytest
 
-from ginga_ccdcal.plugins.common import get_session
-from ginga_ccdcal.viewer import PLUGIN_NAMES, create_viewer, current_viewer
+from ginga_ccdcal.gui.common import get_session
+from ginga_ccdcal.gui.viewer import PLUGIN_NAMES, create_viewer, current_viewer
 
 
 #: Where the tests save the screenshots shown in the documentation when
@@ -35,7 +35,7 @@ class GuiDriver:
 
     Parameters
     ----------
-    viewer : ginga_ccdcal.viewer.RunningViewer
+    viewer : ginga_ccdcal.gui.viewer.RunningViewer
     """
 
     def __init__(self, viewer, tmp_path):
@@ -64,7 +64,7 @@ class GuiDriver:
     # -- plugins and channels -----------------------------------------
     @property
     def session(self):
-        """The state the CCD plugins share (`ginga_ccdcal.plugins.common.Session`)."""
+        """The state the CCD plugins share (`ginga_ccdcal.gui.common.Session`)."""
         return get_session(self.fv)
 
     def open_night(self, folder, output=None):
@@ -84,8 +84,13 @@ class GuiDriver:
         return self.viewer.global_plugin(name)
 
     def local_plugin(self, chname, name):
-        """Start local plugin ``name`` in ``chname`` and return its object."""
-        return self.viewer.local_plugin(chname, name)
+        """Start local plugin ``name`` in ``chname`` and return its object,
+        once it has looked at the channel's image (that is done off the
+        GUI thread)."""
+        plugin = self.viewer.local_plugin(chname, name)
+        self.wait_for(lambda: not getattr(plugin, "_looking_up", False),
+                      f"{name} to look at the image in {chname}")
+        return plugin
 
     def channel_image(self, chname):
         """The image shown in channel ``chname`` (None if none)."""
@@ -154,6 +159,10 @@ class GuiDriver:
         for name, saved in _initial_settings.items():
             fv.gpmon.get_plugin(name).settings.set_dict(saved)
         get_session(fv).reset()
+        # Not the current channel: Ginga's Pan and Header lose track of a
+        # channel deleted while it is current (and fail on its next namesake)
+        fv.change_channel("Image")
+        self.pump()
         for chname in fv.get_channel_names():
             if chname != "Image":
                 fv.delete_channel(chname)
@@ -197,7 +206,7 @@ def gui_session():
     viewer = current_viewer()
     if viewer is None:
         viewer = create_viewer(geometry="1500x850")
-    for name in ("CCDBrowser", "CCDMasters"):
+    for name in ("CCDBrowser", "CCDWatch", "CCDMasters"):
         _initial_settings[name] = viewer.fv.gpmon.get_plugin(name).settings.get_dict()
     yield viewer
     viewer.close()

@@ -203,3 +203,35 @@ def test_sample_night_screenshot(gui, sample_night_dir, tmp_path):
     gui.fv.ds.raise_tab("CCD Browser")
     path = gui.screenshot("ccd_browser")
     assert path.stat().st_size > 10000
+
+
+def test_a_mistyped_folder_clears_the_tree_and_set_type_changes_nothing(gui, night, tmp_path):
+    browser = gui.open_night(night.path)
+    light = night.files["light"][0]
+    gui.select_row(browser.w.tree, browser.path_of(light))
+    assert [f.path for f in browser.selected_frames()] == [light]
+    # a typo in the folder, and Enter
+    browser.folder_row.set_path(str(tmp_path / "nigth"))
+    browser.folder_row.entry.get_widget().returnPressed.emit()
+    gui.wait_idle(browser, "the failed scan")
+    assert browser.messages.lines[0].startswith("Scan failed:")
+    # nothing of the previous folder is shown or selected any more
+    assert tree_rows(browser.w.tree) == {}
+    assert browser.selected_frames() == []
+    assert gui.session.scan is None
+    # so "Set type" cannot turn that light into a bias
+    browser.w.type.set_text("bias")
+    gui.click(browser.w.set_type)
+    gui.wait_idle(browser)
+    assert gui.session.overrides == {}
+    assert browser.messages.lines == ["Select one or more files (not groups) first."]
+    browser.set_folder(str(night.path))
+    gui.wait_idle(browser, "the rescan")
+    assert browser.path_of(light)[0] == "frametype = light"
+    # Set type on frames of another folder is refused
+    from ginga_ccdcal.scan import frame_from_file
+    other = tmp_path / "other.fits"
+    shutil.copy(light, other)
+    assert not browser.set_frame_type([frame_from_file(str(other))], "bias")
+    assert gui.session.overrides == {}
+    assert not gui.new_errors()

@@ -13,7 +13,7 @@ from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
-from ginga_ccdcal.steps import calibration_steps, common_cuts
+from ginga_ccdcal.steps import as_read_step, calibration_steps, common_cuts
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
@@ -47,6 +47,10 @@ def open_light(gui, browser, path, chname="Image"):
     gui.wait_for(lambda: (gui.channel_image(chname) is not None
                           and gui.channel_image(chname).get("path") == path),
                  f"{os.path.basename(path)} to load in {chname}")
+    channel = gui.fv.get_channel(chname)
+    if channel.opmon.is_active("CCDCalibrate"):
+        plugin = channel.opmon.get_plugin("CCDCalibrate")
+        gui.wait_for(lambda: not plugin._looking_up, "CCD Calibrate to look at it")
 
 
 def calibrate_with_button(gui, chname="Image"):
@@ -100,7 +104,7 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     assert [raw_channel.get_image_info(n).path
             for n in raw_channel.get_image_names()] == [light]
     assert plugin.messages.lines[0] == f"Calibrated {os.path.basename(light)} -> {out}"
-    assert not gui.new_errors()
+    assert not gui.new_errors(), "\n".join(gui.new_errors())
 
     gui.fv.ds.raise_tab("Dialogs")
     path = gui.screenshot("ccd_calibrate")
@@ -115,10 +119,15 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     # the teaching view: the frame after each step, side by side
     gui.click(plugin.w.show_steps)
     gui.wait_idle(plugin, "the steps")
-    steps = calibration_steps(frame_from_file(light), match)
-    assert [s.title for s in steps] == ["raw", "- bias", "- dark", "/ flat"]
+    frame = frame_from_file(light)
+    steps = [as_read_step(frame)] + calibration_steps(frame, match)
+    assert [s.title for s in steps] == ["as read", "raw", "- bias", "- dark", "/ flat"]
+    # the first panel is the file as the camera wrote it: the bias level is in it
+    as_read = fits.getdata(light).astype(np.float32)
+    assert np.array_equal(steps[0].data, as_read)
+    assert np.nanmedian(as_read) > 1000 > abs(np.nanmedian(expected))
     panels = plugin.step_panels
-    assert len(panels) == 4 and all(p.widget.get_widget().isVisible() for p in panels)
+    assert len(panels) == 5 and all(p.widget.get_widget().isVisible() for p in panels)
     assert plugin.w.pages.get_index() == 1
     for panel, step, cuts in zip(panels, steps, common_cuts(steps)):
         assert panel.title.get_text() == step.title
@@ -129,9 +138,15 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
         assert panel.viewer.get_cut_levels() == pytest.approx(cuts)
     assert np.array_equal(panels[-1].viewer.get_image().get_data(), expected,
                           equal_nan=True)
-    assert not np.allclose(panels[0].viewer.get_image().get_data(), expected)
+    assert not np.allclose(panels[1].viewer.get_image().get_data(), expected)
     assert plugin.w.steps_title.get_text().startswith(
-        f"{os.path.basename(light)} step by step; raw = after overscan subtraction")
+        f"{os.path.basename(light)} step by step, from the file as read; raw = after "
+        "overscan subtraction")
+    # a step sent to a channel, for Ginga's own tools
+    gui.click(panels[0].to_channel)
+    image = gui.channel_image("Steps")
+    assert np.array_equal(image.get_data(), as_read)
+    assert image.get("name").endswith(" as read")
     gui.fv.change_channel("Image")
     path = gui.screenshot("ccd_steps")
     assert path.stat().st_size > 10000
@@ -139,7 +154,7 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     panels[2].viewer.zoom_to(3)
     gui.pump()
     assert all(p.viewer.get_zoom() == pytest.approx(3) for p in panels)
-    assert not gui.new_errors()
+    assert not gui.new_errors(), "\n".join(gui.new_errors())
 
 
 def test_scaled_dark_is_explained_and_calibrate_all_does_the_rest(gui, night, tmp_path):
@@ -190,7 +205,7 @@ def test_missing_masters_say_so_and_lead_to_the_builder(gui, night, tmp_path):
     gui.wait_idle(masters)
     os.remove(folder / "master_flat_V.fits")
     masters.session.masters_built()     # as after a rebuild: plugins look again
-    gui.pump()
+    gui.wait_idle(plugin, "CCD Calibrate to look at the masters again")
     missing = plugin.w.missing.get_text()
     assert "flat: no master flat for filter V (flats for: R)" in missing
     assert plugin.w.open_masters.get_enabled()
@@ -200,7 +215,7 @@ def test_missing_masters_say_so_and_lead_to_the_builder(gui, night, tmp_path):
     header = fits.getheader(tmp_path / "out" / os.path.basename(light))
     assert "F" not in header["CALSTAT"]
     assert any("flat NOT applied" in str(h) for h in header["HISTORY"])
-    assert not gui.new_errors()
+    assert not gui.new_errors(), "\n".join(gui.new_errors())
 
 
 def test_products_and_broken_files_are_refused_politely(gui, night, tmp_path):
@@ -223,9 +238,12 @@ def test_products_and_broken_files_are_refused_politely(gui, night, tmp_path):
     os.remove(gone)
     gui.click(plugin.w.calibrate)
     gui.wait_idle(plugin)
-    assert plugin.messages.lines[0].startswith("Not calibrated: ")
+    assert plugin.messages.lines[0].startswith("gone.fits: not calibrated: ")
     assert "Traceback" not in plugin.messages.get_text()
-    assert not gui.new_errors()
+    # the failure is the frame's state, and in Ginga's Errors tab
+    assert gui.session.frame_state(str(gone))[0] == "failed"
+    assert "CCD Calibrate: gone.fits: not calibrated: " in gui.error_panel_text()
+    assert not gui.new_errors(), "\n".join(gui.new_errors())
 
 
 def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_path):
@@ -297,4 +315,46 @@ def test_options_fitted_dark_cosmic_rays_gain_and_read_noise(gui, night, tmp_pat
                                      "must be a positive number, not 'lots'"]
     assert plugin.show_steps() is False
     assert settings.get("gain") == "header"
-    assert not gui.new_errors()
+    assert not gui.new_errors(), "\n".join(gui.new_errors())
+
+
+def test_calibrate_remembers_its_frame_while_the_user_clicks_another(
+        gui, night, tmp_path, monkeypatch):
+    import threading
+    from ginga_ccdcal.gui import CCDCalibrate as module
+    out = tmp_path / "out"
+    browser = build_masters(gui, night.path, out)
+    first, second, third = sorted(night.files["light"])[:3]
+    open_light(gui, browser, first)
+    plugin = gui.local_plugin("Image", "CCDCalibrate")
+    # hold the calibration until the user has clicked another light
+    gate = threading.Event()
+    real = module.calibrate_and_write
+
+    def held(*args, **kwargs):
+        assert gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "calibrate_and_write", held)
+    gui.click(plugin.w.calibrate)
+    assert plugin.busy
+    open_light(gui, browser, second)
+    gui.wait_for(lambda: plugin.frame is not None and plugin.frame.path == second,
+                 "the plugin to follow the second light")
+    gate.set()
+    gui.wait_idle(plugin, "the calibration of the first light")
+    name = os.path.basename(first)
+    expected = os.path.join(str(out), name)
+    # the result is the first light's, said as such
+    assert plugin.result_path == expected
+    assert plugin.messages.lines[0] == f"Calibrated {name} -> {expected}"
+    assert gui.channel_image("Image_cal").get("path") == expected
+    assert gui.session.frame_state(first) == ("calibrated", "")
+    assert gui.session.frame_state(second) is None
+    # a new frame clears the messages of the earlier one
+    gui.fv.change_channel("Image")
+    open_light(gui, browser, third)
+    gui.wait_for(lambda: plugin.frame is not None and plugin.frame.path == third,
+                 "the plugin to follow the third light")
+    assert not any(name in line for line in plugin.messages.lines)
+    assert not gui.new_errors(), "\n".join(gui.new_errors())

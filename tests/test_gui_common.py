@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 
 from ginga_ccdcal.errors import CcdcalError
-from ginga_ccdcal.plugins.common import (FolderRow, MessageArea, Session,
+from ginga_ccdcal.gui.common import (FolderRow, MessageArea, Session,
                                          TaskPanel, add_close_help,
                                          default_output_folder, float_spin,
                                          panel_box, plugin_button,

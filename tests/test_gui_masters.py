@@ -95,7 +95,8 @@ def test_clicking_a_master_shows_its_provenance(gui, night, tmp_path):
     assert "BIASFILE= 'master_bias.fits'" in text
     for raw in night.files["dark"]:
         if "60" in os.path.basename(raw):
-            assert raw in text.replace("\nHISTORY ", "")
+            # named relative to the raw folder (no machine paths in headers)
+            assert os.path.basename(raw) in text.replace("\nHISTORY ", "")
     # and it is the one shown in the Masters channel
     gui.wait_for(lambda: gui.channel_image("Masters").get("path", "").endswith(
         "master_dark_60s.fits"), "the clicked master to be shown")
@@ -111,6 +112,7 @@ def test_masters_older_than_raw_frames_are_marked_stale(gui, night, tmp_path):
     browser = gui.global_plugin("CCDBrowser")
     gui.click(browser.w.refresh)
     gui.wait_idle(browser)
+    gui.wait_idle(masters, "the list of masters")   # read off the GUI thread
     rows = tree_rows(masters.w.list)
     assert rows["master_dark_120s.fits"][0][5] == "stale: 1 newer raw frame(s)"
     assert rows["master_dark_60s.fits"][0][5] == "up to date"
@@ -133,8 +135,9 @@ def test_masters_reported_stale_by_the_watch_until_rebuilt(gui, night, tmp_path)
     masters = build(gui, night, tmp_path)
     folder = str(tmp_path / "out" / "masters")
     dark = [m for m in load_masters(folder) if m.name == "master_dark_60s.fits"]
-    # what the browser's watch does when a new 60 s dark arrives
+    # what CCD Watch does when a new 60 s dark arrives
     gui.session.report_stale(dark)
+    gui.wait_idle(masters, "the list of masters")
     rows = tree_rows(masters.w.list)
     assert rows["master_dark_60s.fits"][0][5] == "stale: newer raw frame arrived"
     assert rows["master_dark_120s.fits"][0][5] == "up to date"

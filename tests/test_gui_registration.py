@@ -9,7 +9,7 @@ from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
 pytestmark = pytest.mark.gui
 
-EXPECTED = {"CCDBrowser": "global", "CCDMasters": "global",
+EXPECTED = {"CCDBrowser": "global", "CCDWatch": "global", "CCDMasters": "global",
             "CCDCalibrate": "local", "CCDInspect": "global"}
 
 
@@ -36,7 +36,7 @@ def test_viewer_lists_our_plugins_with_their_types(gui):
 
 def test_plugins_load_and_open_without_errors(gui):
     fv = gui.fv
-    for name in ("CCDBrowser", "CCDMasters", "CCDInspect"):
+    for name in ("CCDBrowser", "CCDWatch", "CCDMasters", "CCDInspect"):
         assert fv.gpmon.has_plugin(name)
         plugin = gui.global_plugin(name)
         assert fv.gpmon.is_active(name)
@@ -56,4 +56,27 @@ def test_plugins_load_and_open_without_errors(gui):
     assert "**Plugin Type: Local**" in sys.modules[type(calib).__module__].__doc__
     assert "No raw frame" in calib.w.frame.get_text()
     assert not calib.w.calibrate.get_enabled()
+    assert not gui.new_errors()
+
+
+def test_help_shows_this_packages_documentation(gui, monkeypatch, tmp_path):
+    from ginga_ccdcal.gui import common
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: opened.append(url))
+    # no built documentation: the plugin's own help text, in a Ginga tab
+    monkeypatch.setattr(common, "DOCS_PAGE", str(tmp_path / "no-such.html"))
+    browser = gui.global_plugin("CCDBrowser")
+    assert browser.help() == "HELP: CCDBrowser"
+    gui.pump()
+    assert "HELP: CCDBrowser" in gui.fv.ds.get_tabnames(None)
+    assert opened == []          # never Ginga's online manual
+    # built documentation: its section of this package's plugins page
+    page = tmp_path / "plugins.html"
+    page.write_text("<html></html>")
+    monkeypatch.setattr(common, "DOCS_PAGE", str(page))
+    watch = gui.global_plugin("CCDWatch")
+    watch.help()
+    calibrate = gui.local_plugin("Image", "CCDCalibrate")
+    calibrate.help()
+    assert opened == [f"file://{page}#ccd-watch", f"file://{page}#ccd-calibrate"]
     assert not gui.new_errors()

@@ -1,10 +1,11 @@
-"""CCD Browser's watch mode and header-spellings editor in the real reference viewer.
+"""CCD Watch and the browser's header-spellings editor in the real reference viewer.
 
 Watch tests tick the real "Watch" box, copy frames into the raw folder as
 a camera would, and pump Qt events until the results show.
 """
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -13,13 +14,11 @@ from astropy.io import fits
 
 from ginga_ccdcal import classify
 from ginga_ccdcal.calibrate import calibrate_frame
-from ginga_ccdcal.errors import CcdcalError
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
-from ginga_ccdcal.plugins.CCDBrowser import (aliases_text, parse_aliases_text,
-                                             watch_result_lines)
 from ginga_ccdcal.scan import frame_from_file
-from ginga_ccdcal.watch import WatchResult
+
+from ginga_ccdcal.gui.common import banner_text
 
 from gui_support import gui, gui_session, tree_rows  # noqa: F401 (fixtures)
 
@@ -43,26 +42,39 @@ def build_masters_with_button(gui, raw, out):
     return browser, masters
 
 
-def start_watch(gui, browser, chname=None):
+def start_watch(gui, watch, chname=None):
     """Tick "Watch" (with ``chname`` the current channel); wait until it runs."""
     if chname is not None:
         gui.fv.change_channel(chname)
-    assert not browser.w.watch.get_state()
-    gui.click(browser.w.watch)
-    gui.wait_for(lambda: browser.watching, "the watcher to start")
-    return browser.watcher
+    assert not watch.w.watch.get_state()
+    gui.click(watch.w.watch)
+    gui.wait_for(lambda: watch.watching, "the watcher to start")
+    return watch.watcher
 
 
-def stop_watch(gui, browser):
-    watcher = browser.watcher
-    gui.click(browser.w.watch)
+def stop_watch(gui, watch):
+    watcher = watch.watcher
+    gui.click(watch.w.watch)
     # unticking returns at once; the threads are joined in the background
-    assert browser.watch_state in ("stopping", "off")
-    gui.wait_idle(browser, "the watcher to stop")
-    assert browser.watch_state == "off" and browser.watcher is None
+    assert watch.watch_state in ("stopping", "off")
+    gui.wait_idle(watch, "the watcher to stop")
+    assert watch.watch_state == "off" and watch.watcher is None
     assert watcher.wait(timeout=1.0), "the watcher's threads still run"
-    assert not browser.w.watch.get_state()
+    assert not watch.w.watch.get_state()
     return watcher
+
+
+def state_in_tree(browser, name):
+    """The State cell of the light file ``name`` in the browser's tree (None if not there)."""
+    def find(rows):
+        for label, (texts, children) in rows.items():
+            if label == name:
+                return texts[6]
+            found = find(children)
+            if found is not None:
+                return found
+        return None
+    return find(tree_rows(browser.w.tree).get("frametype = light", ([], {}))[1])
 
 
 def shown_path(gui, chname):
@@ -83,13 +95,20 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
     masters_dir = out / "masters"
     assert {r for r in tree_rows(masters.w.list)} >= {"master_dark_30s.fits"}
 
-    watcher = start_watch(gui, browser, "Image")
+    watch = gui.global_plugin("CCDWatch")
+    # its folders start as the other plugins'
+    assert watch.raw_row.get_path() == str(raw)
+    assert watch.masters_row.get_path() == str(masters_dir)
+    watcher = start_watch(gui, watch, "Image")
     assert (watcher.raw_dir, watcher.out_dir) == (str(raw), str(out))
     assert watcher.masters_dir == str(masters_dir)
-    assert browser.w.watch.get_state()
-    assert browser.w.watch_status.get_text().startswith(f"Watching {raw} (native)")
+    assert watch.w.watch.get_state()
+    assert watch.w.watch_status.get_text().startswith(f"Watching {raw} (native)")
     # options cannot change under a running watcher
-    assert not browser.w.live.get_enabled() and not browser.w.poll.get_enabled()
+    assert not watch.w.live.get_enabled() and not watch.w.poll.get_enabled()
+    assert not watch.masters_row.entry.get_enabled()
+    # full masters: no banner
+    assert banner_text(gui.fv, "Image_cal") is None
 
     shutil.copy(later / light_name, raw / light_name)
     shutil.copy(later / dark_name, raw / dark_name)
@@ -122,7 +141,7 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
 
     # a line per frame: what happened, and each master with its version
     gui.wait_for(lambda: watcher.counts["calibration"] == 1, "the dark's result")
-    log = browser.watch_log.get_text()
+    log = watch.watch_log.get_text()
     assert f"{light_name}: calibrated -> {output}" in log
     for line in match.describe():
         assert f"    {line}" in log
@@ -131,14 +150,23 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
 
     # our own products dropped in the folder are ignored, and said so
     shutil.copy(masters_dir / "master_bias.fits", raw / "copied_master.fits")
-    gui.wait_for(lambda: "copied_master.fits: ignored" in browser.watch_log.get_text(),
+    gui.wait_for(lambda: "copied_master.fits: ignored" in watch.watch_log.get_text(),
                  "the copied master to be reported as ignored")
 
     # the scan summary follows the tree
     assert browser.messages.lines[0].endswith("78 frames (10 bias, 20 dark, 10 flat, "
                                               "38 light)")
 
+    # the new light's state in the tree, and the checklist of the watch
+    gui.wait_for(lambda: state_in_tree(browser, light_name) == "calibrated",
+                 "the light's state")
+    gui.wait_for(lambda: watch.checklist.text() == "bias \u2713  dark \u2713  flat \u2713",
+                 "the checklist of the watched light")
+    assert watch.checklist.subject.get_text() == f"for {light_name}"
+
     # show the new frames: calibration groups folded, the new light selected
+    gui.fv.ds.raise_tab("CCD Watch")
+    gui.screenshot("ccd_watch")
     gui.fv.ds.raise_tab("CCD Browser")
     tree = browser.w.tree
     for path in (["frametype = bias"], ["frametype = flat"], ["frametype = dark"]):
@@ -146,7 +174,7 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
     tree.set_selected([browser.path_of(light)])
     gui.pump(0.3)     # let the tree lay itself out before scrolling
     tree.scroll_to_path(browser.path_of(light))
-    assert gui.screenshot("ccd_watch").stat().st_size > 10000
+    assert gui.screenshot("ccd_browser_states").stat().st_size > 10000
 
     # a raw frame clicked now goes to Image, not among the results
     first = gui.session.frames("light")[0].path
@@ -154,10 +182,10 @@ def test_watch_calibrates_new_lights_and_follows_calibration_frames(
     gui.wait_for(lambda: shown_path(gui, "Image") == first, "the clicked light in Image")
     assert shown_path(gui, "Image_cal") == output
 
-    stop_watch(gui, browser)
-    assert "Stopped watching" in browser.watch_log.lines[-1]
-    assert browser.w.watch_status.get_text() == "Not watching."
-    assert browser.w.live.get_enabled()
+    stop_watch(gui, watch)
+    assert "Stopped watching" in watch.watch_log.lines[-1]
+    assert watch.w.watch_status.get_text() == "Not watching."
+    assert watch.w.live.get_enabled()
     assert not gui.new_errors()
 
 
@@ -165,12 +193,13 @@ def test_live_masters_by_polling_and_closing_stops_the_watch(gui, night, tmp_pat
     out = tmp_path / "out"
     browser, masters = build_masters_with_button(gui, night.path, out)
     old = {m.name: m.version for m in load_masters(str(out / "masters"))}
-    gui.click(browser.w.live)
-    gui.click(browser.w.poll)
+    watch = gui.global_plugin("CCDWatch")
+    gui.click(watch.w.live)
+    gui.click(watch.w.poll)
     # the masters were just shown: lights still go to Image_cal, not Masters_cal
-    assert gui.fv.get_channel_info().name == "Masters"
-    watcher = start_watch(gui, browser)
-    assert browser.watch_chname == "Image_cal"
+    gui.fv.change_channel("Masters")
+    watcher = start_watch(gui, watch)
+    assert watch.watch_chname == "Image_cal"
     assert watcher.mode == "poll" and watcher.rebuild_masters
 
     # another 60 s dark: the master is rebuilt from six frames
@@ -186,34 +215,39 @@ def test_live_masters_by_polling_and_closing_stops_the_watch(gui, night, tmp_pat
     assert tree_rows(masters.w.list)["master_dark_60s.fits"][0][5] == "up to date"
 
     # closing the plugin stops the watcher without waiting for it
-    gui.fv.stop_global_plugin("CCDBrowser")
-    assert browser.watch_state in ("stopping", "off")
-    gui.wait_for(lambda: browser.watch_state == "off", "the watcher to stop")
+    gui.fv.stop_global_plugin("CCDWatch")
+    assert watch.watch_state in ("stopping", "off")
+    gui.wait_for(lambda: watch.watch_state == "off", "the watcher to stop")
     assert watcher.wait(timeout=1.0)
     assert not gui.new_errors()
 
 
 def test_watch_refuses_a_bad_output_folder(gui, night):
-    browser = gui.open_night(night.path)
-    browser.out_row.set_path(str(night.path))
-    gui.click(browser.w.watch)
-    gui.wait_for(lambda: browser.watch_state == "off", "the refusal")
-    assert "must differ from the raw folder" in browser.watch_log.get_text()
-    assert not browser.w.watch.get_state()
-    assert browser.w.watch_status.get_text() == "Not watching."
+    gui.open_night(night.path)
+    watch = gui.global_plugin("CCDWatch")
+    watch.out_row.set_path(str(night.path))
+    gui.click(watch.w.watch)
+    gui.wait_for(lambda: watch.watch_state == "off", "the refusal")
+    assert "must differ from the raw folder" in watch.watch_log.get_text()
+    assert "must differ from the raw folder" in gui.error_panel_text()
+    assert not watch.w.watch.get_state()
+    assert watch.w.watch_status.get_text() == "Not watching."
     assert not gui.new_errors()
 
 
 def test_watch_scans_the_folder_first(gui, night, tmp_path):
-    browser = gui.global_plugin("CCDBrowser")
-    browser.folder_row.set_path(str(night.path))
-    browser.out_row.set_path(str(tmp_path / "quick"))
-    watcher = start_watch(gui, browser)
-    assert gui.session.folder == str(night.path)
-    assert gui.session.output_folder == str(tmp_path / "quick")
+    watch = gui.global_plugin("CCDWatch")
+    watch.raw_row.set_path(str(night.path))
+    watch.out_row.set_path(str(tmp_path / "quick"))
+    watch.masters_row.set_path(str(tmp_path / "quick" / "masters"))
+    watcher = start_watch(gui, watch)
     assert watcher.masters_dir == str(tmp_path / "quick" / "masters")
+    # the browser shows the watched folder, so new frames can join its tree
+    browser = gui.fv.gpmon.get_plugin("CCDBrowser")
+    gui.wait_for(lambda: gui.session.folder == str(night.path) and not browser.busy,
+                 "the browser's scan of the watched folder")
     assert len(gui.session.frames()) == sum(len(v) for v in night.files.values())
-    stop_watch(gui, browser)
+    stop_watch(gui, watch)
 
 
 # -- header spellings ---------------------------------------------------------
@@ -278,49 +312,82 @@ def test_exposure_tolerance_changes_the_groups(gui, night):
     assert browser.tolerances()["exptime"] == 100.0
 
 
-# -- the plain functions behind the widgets ---------------------------------------
-
-def test_aliases_text_round_trips():
-    aliases = {"type": {"calib-z": "bias", "Flat = lamp": "flat"},
-               "filter": {"Halpha": "Ha"}}
-    assert parse_aliases_text(aliases_text(aliases)) == aliases
-    assert parse_aliases_text("") == {"type": {}, "filter": {}}
-    assert parse_aliases_text("[Filters]\n# comment\nO[III] = OIII") == \
-        {"type": {}, "filter": {"O[III]": "OIII"}}
-    assert parse_aliases_text("[types]\nZ = BIAS") == {"type": {"Z": "bias"}, "filter": {}}
-
-
-@pytest.mark.parametrize("text, message", [
-    ("Z = bias", "line 1: put 'Z = bias' under [types] or [filters]"),
-    ("[kinds]", "line 1: unknown section [kinds]"),
-    ("[types]\n\nZ = galaxy", "line 3: 'galaxy' is not a frame type"),
-    ("[filters]\n = R", "line 2: '= R' is not 'header value = ours'"),
-])
-def test_aliases_text_errors_name_the_line(text, message):
-    with pytest.raises(CcdcalError) as info:
-        parse_aliases_text(text)
-    assert str(info.value).startswith(message)
-
-
-def test_watch_result_lines():
-    result = WatchResult(path="/raw/a.fits", name="a.fits", status="problem",
-                         problem="truncated FITS (unchanged for 30 s)")
-    assert watch_result_lines(result, "21:04:17") == [
-        "21:04:17 a.fits: truncated FITS (unchanged for 30 s)"]
-    result = WatchResult(path="/raw/b.fits", name="b.fits", status="exists",
-                         output="/out/b.fits", lines=["bias: m.fits (3 frames) - only one"])
-    assert watch_result_lines(result) == [
-        "b.fits: already calibrated (/out/b.fits), skipped",
-        "    bias: m.fits (3 frames) - only one"]
-
-
 def test_watch_needs_an_existing_folder(gui, tmp_path):
-    browser = gui.global_plugin("CCDBrowser")
-    browser.folder_row.set_path("")
-    gui.click(browser.w.watch)
-    assert browser.watch_log.lines[-1].endswith("Choose the raw folder to watch first.")
-    browser.folder_row.set_path(str(tmp_path / "nowhere"))
-    gui.click(browser.w.watch)
-    assert browser.watch_log.lines[-1].endswith(f"Cannot watch {tmp_path / 'nowhere'}: "
-                                                "no such folder.")
-    assert browser.watch_state == "off" and not browser.w.watch.get_state()
+    watch = gui.global_plugin("CCDWatch")
+    watch.raw_row.set_path("")
+    gui.click(watch.w.watch)
+    assert watch.watch_log.lines[-1].endswith("Choose the raw folder to watch first.")
+    watch.raw_row.set_path(str(tmp_path / "nowhere"))
+    gui.click(watch.w.watch)
+    assert watch.watch_log.lines[-1].endswith(f"Cannot watch {tmp_path / 'nowhere'}: "
+                                              "no such folder.")
+    assert watch.watch_state == "off" and not watch.w.watch.get_state()
+
+
+def test_watch_banner_says_when_lights_are_not_fully_calibrated(gui, night, tmp_path):
+    raw, out, later = tmp_path / "raw", tmp_path / "out", tmp_path / "later"
+    raw.mkdir()
+    later.mkdir()
+    browser = gui.open_night(raw, output=out)
+    watch = gui.global_plugin("CCDWatch")
+    first, second, third = night.files["light"][:3]
+
+    # no masters and nothing to make them from: said at the start, over Image_cal
+    start_watch(gui, watch, "Image")
+    gui.wait_for(lambda: banner_text(gui.fv, "Image_cal") is not None, "the start banner")
+    assert banner_text(gui.fv, "Image_cal") == (
+        f"Watching with no masters in {out / 'masters'}: new lights will NOT be calibrated")
+    assert "new lights will NOT be calibrated" in gui.error_panel_text()
+    assert watch.checklist.text() == "bias ?  dark ?  flat ?"
+    # a light arrives: not calibrated, and the banner names it
+    shutil.copy(first, raw)
+    name = os.path.basename(first)
+    gui.wait_for(lambda: (banner_text(gui.fv, "Image_cal") or "").startswith(name),
+                 "the banner of the uncalibrated light")
+    assert "NOT calibrated" in banner_text(gui.fv, "Image_cal")
+    assert f"CCD Watch: {name}: NOT calibrated" in gui.error_panel_text()
+    gui.wait_for(lambda: browser.path_of(os.path.join(raw, name)) is not None
+                 and not browser.busy, "the light to join the tree")
+    state = gui.session.frame_state(os.path.join(raw, name))
+    assert state[0] == "not calibrated"
+    stop_watch(gui, watch)
+
+    # bias and dark masters, no flat: a light is partly calibrated
+    for path in night.files["bias"] + night.files["dark"]:
+        shutil.copy(path, raw)
+    gui.click(browser.w.refresh)
+    gui.wait_idle(browser)
+    masters = gui.global_plugin("CCDMasters")
+    gui.click(masters.w.build)
+    gui.wait_idle(masters, "the bias and dark masters")
+    start_watch(gui, watch, "Image")
+    shutil.copy(second, raw)
+    name = os.path.basename(second)
+    gui.wait_for(lambda: (banner_text(gui.fv, "Image_cal") or "").startswith(name),
+                 "the banner of the partly calibrated light")
+    banner = banner_text(gui.fv, "Image_cal")
+    assert "partly calibrated: flat NOT applied" in banner
+    assert gui.channel_image("Image_cal").get("path") == os.path.join(out, name)
+    assert gui.session.frame_state(os.path.join(raw, name)) == (
+        "partly calibrated", "no master flat")
+    gui.wait_for(lambda: watch.checklist.text() == "bias \u2713  dark \u2713  flat \u2717",
+                 "the checklist: no flat")
+    gui.wait_for(lambda: state_in_tree(browser, name) == "partly calibrated: no master flat",
+                 "the state in the tree")
+    stop_watch(gui, watch)
+
+    # with the flats' master too, the next light is fully calibrated: no banner
+    for path in night.files["flat"]:
+        shutil.copy(path, raw)
+    gui.click(browser.w.refresh)
+    gui.wait_idle(browser)
+    gui.click(masters.w.build)
+    gui.wait_idle(masters, "the flat masters")
+    start_watch(gui, watch, "Image")
+    shutil.copy(third, raw)
+    output = os.path.join(out, os.path.basename(third))
+    gui.wait_for(lambda: gui.channel_image("Image_cal").get("path") == output,
+                 "the fully calibrated light")
+    assert banner_text(gui.fv, "Image_cal") is None
+    stop_watch(gui, watch)
+    assert not gui.new_errors()

@@ -22,15 +22,16 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
-__all__ = ["ensure_qt_platform", "RunningViewer", "create_viewer",
+from .qtcompat import BindingError, binding_problem
+
+__all__ = ["ensure_qt_platform", "BindingError", "TITLE", "RunningViewer", "create_viewer",
            "current_viewer", "start_viewer", "run_demo", "main", "PLUGIN_NAMES"]
 
 #: Our plugins, as the reference viewer names them.
-PLUGIN_NAMES = ("CCDBrowser", "CCDMasters", "CCDCalibrate", "CCDInspect")
+PLUGIN_NAMES = ("CCDBrowser", "CCDWatch", "CCDMasters", "CCDCalibrate", "CCDInspect")
 
 _current = None
 
@@ -183,6 +184,8 @@ class RunningViewer:
             if not self.fv.ev_quit.is_set():
                 self.fv.stop()
         finally:
+            # The Log tab's listener thread: ReferenceViewer.run() stops it
+            # when its event loop ends, a loop a driven viewer never enters.
             listener = getattr(self.rv, "_gui_log_listener", None)
             if listener is not None:
                 listener.stop()
@@ -198,10 +201,106 @@ def current_viewer():
     return _current
 
 
+#: Title of the main window.
+TITLE = "Ginga CCD calibration"
+
+
+def _viewer_class():
+    """`ginga.rv.main.ReferenceViewer` with our plugins and a hook or two.
+
+    Ginga's own start-up (``ReferenceViewer.main``: command-line options
+    -> settings -> ``setup`` -> ``process_args`` -> ``run``) is used as it
+    is; the subclass only
+
+    * collects the log's ERROR records (``setup``),
+    * opens the CCD Browser once the window is up (``process_args``),
+    * and, for a viewer a script or a test drives, returns from ``run``
+      instead of entering the event loop.
+    """
+    from ginga.rv import main as rvmain
+
+    class CcdcalViewer(rvmain.ReferenceViewer):
+        def __init__(self, collector, blocking, on_start=None):
+            super().__init__(layout=rvmain.default_layout, plugins=rvmain.plugins,
+                             appname="ginga", channels=["Image"])
+            self.add_default_plugins()
+            # our plugins come in here, through their entry points
+            self.add_separately_distributed_plugins()
+            self._collector = collector
+            self._blocking = blocking
+            self._on_start = on_start
+
+        def setup(self):
+            self.logger.addHandler(self._collector)
+            self.settings.set(title=TITLE)
+            return super().setup()
+
+        def process_args(self, args):
+            super().process_args(args)
+            if self._on_start is not None:
+                self._on_start(self.ginga_shell)
+
+        def run(self):
+            if self._blocking:
+                super().run()
+                return
+            self.ginga_shell.set_gui_thread()
+            # As run() does: warnings go back to stderr, not the log.
+            rvmain.disable_warnings()
+
+    return CcdcalViewer
+
+
+def _ginga_options(rv, *, basedir, channels, geometry, loglevel, log_stderr,
+                   restore_layout):
+    """Ginga's own command-line options (``ReferenceViewer.add_default_options``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    rv.add_default_options(parser)
+    argv = ["--basedir", basedir, "--channels", ",".join(channels),
+            "--loglevel", str(int(loglevel)), "--suppress-fits-warnings"]
+    if geometry is not None:
+        argv += ["--geometry", geometry]
+    if not restore_layout:
+        argv.append("--norestore")
+    if log_stderr:
+        argv.append("--stderr")
+    return parser.parse_args(argv)
+
+
+def _check_binding():
+    """Raise `BindingError` (naming the fix) if the Qt binding would crash us."""
+    problem = binding_problem()
+    if problem:
+        raise BindingError(problem)
+
+
+def _prepare(basedir, channels, geometry, loglevel, log_stderr, restore_layout,
+             blocking, on_start=None):
+    """Make the reference viewer and its options (the binding was checked)."""
+    ensure_qt_platform()
+    _filter_qt_messages()
+    tmp_basedir = None
+    if basedir is None:
+        tmp_basedir = tempfile.TemporaryDirectory(prefix="ginga-ccdcal-")
+        basedir = tmp_basedir.name
+    basedir = os.path.expanduser(os.fspath(basedir))
+    os.makedirs(basedir, exist_ok=True)
+    collector = _ErrorCollector()
+    rv = _viewer_class()(collector, blocking, on_start)
+    options = _ginga_options(rv, basedir=basedir, channels=channels,
+                             geometry=geometry, loglevel=loglevel,
+                             log_stderr=log_stderr, restore_layout=restore_layout)
+    return rv, options, collector, tmp_basedir
+
+
 def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
                   loglevel=logging.WARNING, log_stderr=False,
                   restore_layout=False):
     """Set up the reference viewer in this process without blocking.
+
+    Ginga starts as its ``ginga`` command starts it
+    (``ReferenceViewer.main``), except that it does not enter the event
+    loop: the caller drives it (`RunningViewer.pump`, `RunningViewer.wait_for`).
 
     Parameters
     ----------
@@ -227,66 +326,22 @@ def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
     ------
     RuntimeError
         A viewer already exists in this process.
+    BindingError
+        The Qt binding is one the viewer cannot run on (the message names
+        the fix).
     """
     global _current
+    _check_binding()
     if _current is not None:
         raise RuntimeError("a reference viewer already runs in this process "
                            "(Qt allows one application per process)")
-    ensure_qt_platform()
-    _filter_qt_messages()
-
-    from ginga.misc import Settings, log
-    from ginga.rv import main as rvmain
-    from ginga.util import paths
-
-    tmp_basedir = None
-    if basedir is None:
-        tmp_basedir = tempfile.TemporaryDirectory(prefix="ginga-ccdcal-")
-        basedir = tmp_basedir.name
-    basedir = os.path.expanduser(os.fspath(basedir))
-    os.makedirs(basedir, exist_ok=True)
-
-    rv = rvmain.ReferenceViewer(layout=rvmain.default_layout,
-                                plugins=rvmain.plugins, appname="ginga",
-                                basedir=basedir, channels=list(channels))
-    rv.add_default_plugins()
-    # our plugins come in here, through their entry points
-    rv.add_separately_distributed_plugins()
-
-    # What ReferenceViewer.main() does before setup(), minus the command
-    # line and the blocking run().
-    rv.logger = log.get_logger(name="ginga", level=loglevel,
-                               log_stderr=log_stderr)
-    collector = _ErrorCollector()
-    collector.setFormatter(logging.Formatter(log.LOG_FORMAT))
-    rv.logger.addHandler(collector)
-    rv.ev_quit = threading.Event()
-    paths.set_home(basedir)
-    rv.prefs = Settings.Preferences(basefolder=basedir, logger=rv.logger)
-    settings = rv.prefs.create_category("general")
-    settings.set_defaults(appname="ginga", title="Ginga CCD calibration",
-                          useMatplotlibColormaps=False, widgetSet="choose",
-                          WCSpkg="choose", FITSpkg="choose",
-                          suppress_fits_warnings=True, recursion_limit=2000,
-                          min_threads=2, num_threads=8, save_layout=True,
-                          layout_file="layout.json", plugin_file="plugins.yml",
-                          channel_prefix="Image", showBanner=False,
-                          pluginmgr_allow_nonsingletons=True)
-    settings.load(onError="silent")
-    settings.set(ignore_saved_layout=not restore_layout, showBanner=False,
-                 channels=list(channels))
-    if geometry is not None:
-        settings.set(geometry=geometry)
-    rv.settings = settings
-
-    fv = rv.setup()
-    fv.set_gui_thread()
-    # As ReferenceViewer.run() does: warnings go back to stderr, not the
-    # log; and Ginga's own divide-by-zero while laying out an empty
-    # channel is noise.
-    rvmain.disable_warnings()
+    rv, options, collector, tmp_basedir = _prepare(
+        basedir, list(channels), geometry, loglevel, log_stderr, restore_layout,
+        blocking=False)
+    rv.main(options, [])
+    # Ginga's own divide-by-zero while laying out an empty channel is noise.
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="ginga.ImageView")
-    _current = RunningViewer(rv, fv, collector, tmp_basedir)
+    _current = RunningViewer(rv, rv.ginga_shell, collector, tmp_basedir)
     _current.pump(0.1)
     return _current
 
@@ -319,20 +374,26 @@ def start_viewer(folder=None, *, screenshot=None, basedir=None,
     Returns
     -------
     int
-        Exit status: 0, or 1 when the screenshot work timed out.
+        Exit status: 0; 1 when the screenshot work timed out; 2 when the
+        viewer cannot start (no display and no ``screenshot``, or a Qt
+        binding it cannot run on), after one line on stderr saying why.
     """
-    if screenshot is None and basedir is None:
-        basedir = os.path.join("~", ".ginga")
-    viewer = create_viewer(basedir=basedir, geometry=geometry,
-                           loglevel=loglevel, log_stderr=True,
-                           restore_layout=screenshot is None)
+    if screenshot is None and not _has_display():
+        # Qt's offscreen platform would run an event loop nobody can see
+        print("ginga-ccdcal: no display; use --screenshot FILE", file=sys.stderr)
+        return 2
+    try:
+        _check_binding()
+        if screenshot is None:
+            return _run_interactive(folder, basedir, geometry, loglevel)
+        viewer = create_viewer(basedir=basedir, geometry=geometry,
+                               loglevel=loglevel, log_stderr=True)
+    except BindingError as exc:
+        print(f"ginga-ccdcal: {exc}", file=sys.stderr)
+        return 2
     try:
         if folder is not None:
             viewer.open_browser(folder)
-        if screenshot is None:
-            viewer.fv.mainloop()
-            return 0
-        if folder is not None:
             try:
                 viewer.wait_for(lambda: _browser_idle(viewer), timeout,
                                 "the folder scan")
@@ -346,7 +407,27 @@ def start_viewer(folder=None, *, screenshot=None, basedir=None,
         viewer.close()
 
 
+def _run_interactive(folder, basedir, geometry, loglevel):
+    """Ginga's own start-up and event loop, the browser opened on ``folder``."""
+    def on_start(fv):
+        if folder is not None:
+            fv.start_global_plugin("CCDBrowser", raise_tab=True)
+            fv.gpmon.get_plugin("CCDBrowser").set_folder(os.fspath(folder))
+
+    if basedir is None:
+        basedir = os.path.join("~", ".ginga")
+    rv, options, _, _ = _prepare(basedir, ["Image"], geometry, loglevel, True,
+                                 restore_layout=True, blocking=True,
+                                 on_start=on_start)
+    try:
+        rv.main(options, [])
+    except SystemExit as exc:  # ReferenceViewer.run() ends with sys.exit(0)
+        return exc.code or 0
+    return 0
+
+
 def _has_display():
+    """True if Qt would draw on a screen (not its invisible offscreen platform)."""
     return ensure_qt_platform(dict(os.environ)) != "offscreen"
 
 
@@ -378,8 +459,8 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
     int
         0 when every step worked, 1 otherwise (the reason is printed).
     """
-    from .sample import make_sample_night
-    from .fitsfile import is_fits_name
+    from ..sample import make_sample_night
+    from ..fitsfile import is_fits_name
 
     folder = os.path.abspath(os.fspath(folder))
     raw = os.path.join(folder, "raw")
@@ -392,7 +473,7 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
     viewer = create_viewer(basedir=None if screenshot else os.path.join("~", ".ginga"),
                            geometry="1500x850", loglevel=loglevel, log_stderr=True)
     try:
-        from .plugins.common import get_session
+        from .common import get_session
         get_session(viewer.fv).output_folder = os.path.join(folder, "reduced")
 
         def step(what, plugin):
@@ -438,9 +519,9 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
 
 
 def main(argv=None):
-    """Command line: ``python -m ginga_ccdcal.viewer [FOLDER] [--screenshot PNG]``."""
+    """Command line: ``python -m ginga_ccdcal.gui.viewer [FOLDER] [--screenshot PNG]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m ginga_ccdcal.viewer",
+        prog="python -m ginga_ccdcal.gui.viewer",
         description="Ginga reference viewer with the CCD calibration plugins.")
     parser.add_argument("folder", nargs="?", help="folder of raw frames to browse")
     parser.add_argument("--screenshot", metavar="PNG",

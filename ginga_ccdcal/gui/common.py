@@ -8,17 +8,24 @@
   runner that does work off the GUI thread and comes back to it.
 * `FolderRow` -- caption, path entry, "Browse..." button.
 * `MessageArea` -- a read-only text area for problems and summaries.
-* `panel_box`, `add_close_help`, `button_row`, `action_button`,
+* `panel_box`, `finish_panel`, `add_close_help`, `button_row`, `action_button`,
   `plugin_button`, `float_spin` -- the small widget patterns every plugin
   panel repeats.
 * `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
-  channel with cut levels that show the sky (CCD Calibrate, watch mode).
+  channel with cut levels that show the sky (CCD Calibrate, CCD Watch).
+* `show_banner`, `clear_banner` -- a warning written over a channel's
+  image (a light calibrated with steps missing, a watch with no masters).
+* `ChecklistStrip` -- "bias ✓ dark ✓ flat ✗" for one set-up, the same in
+  every CCD plugin.
+* `report_problem` -- a problem line also sent to Ginga's Errors tab.
 
 Nothing here does calibration: the work functions handed to `TaskPanel`
 call the GUI-free core.
 """
 
 import os
+import sys
+import textwrap
 import threading
 import traceback
 import weakref
@@ -28,18 +35,19 @@ from ginga.AstroImage import AstroImage
 from ginga.gw import Widgets
 from ginga.misc.Callback import Callbacks
 
+from ..classify import FRAME_TYPES
+from ..describe import CROSS, TICK, checklist_items
 from ..errors import Cancelled, CcdcalError
 from ..masters import load_masters
 from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "FolderRow", "MessageArea", "FRAME_TYPES", "button_row", "panel_box",
-           "add_close_help", "action_button", "plugin_button", "float_spin",
-           "CAL_SUFFIX",
-           "result_channel_name", "prepare_result_channel", "show_calibrated"]
-
-#: Frame types the user can assign to a frame.
-FRAME_TYPES = ("bias", "dark", "flat", "light", "unknown")
+           "add_close_help", "finish_panel", "show_help", "OwnHelp", "wrapping_label",
+           "action_button", "plugin_button", "float_spin", "CAL_SUFFIX",
+           "ChecklistStrip", "show_banner", "clear_banner", "banner_text",
+           "report_problem", "STATE_COLORS", "result_channel_name",
+           "prepare_result_channel", "show_calibrated"]
 
 #: Suffix of the channel calibrated frames of a channel are shown in.
 CAL_SUFFIX = "_cal"
@@ -70,6 +78,11 @@ class Session(Callbacks):
     ``masters-stale(session, masters)``
         raw frames newer than these masters (a list of
         `~ginga_ccdcal.masters.MasterFrame`) just arrived (watch mode).
+    ``states-changed(session, paths)``
+        the calibration state of these raw frames changed (`frame_states`).
+    ``scan-wanted(session, folder, quiet)``
+        a plugin (CCD Watch) wants ``folder`` scanned again -- new frames
+        arrived; the browser rescans it, re-reading only new files.
 
     Attributes
     ----------
@@ -86,12 +99,20 @@ class Session(Callbacks):
         The user's header spellings (`ginga_ccdcal.classify.load_aliases`)
         as the browser loaded or saved them; pass them to the core
         wherever a frame is read (``aliases=``).
+    frame_states : dict
+        ``{raw path: (state, why)}``: what the last calibration of a raw
+        frame gave (`ginga_ccdcal.describe.FRAME_STATES`), set by CCD
+        Calibrate and CCD Watch, shown by the browser.
     """
 
     def __init__(self):
         super().__init__()
-        for name in ("scan-changed", "masters-changed", "masters-stale"):
+        for name in ("scan-changed", "masters-changed", "masters-stale",
+                     "states-changed", "scan-wanted"):
             self.enable_callback(name)
+        self.frame_states = {}
+        self._masters_cache = {}
+        self._masters_lock = threading.Lock()
         self.folder = None
         self.scan = None
         self.overrides = {}
@@ -100,8 +121,9 @@ class Session(Callbacks):
         self._masters_folder = None
 
     def reset(self):
-        """Forget the scan, the overrides and the chosen folders."""
+        """Forget the scan, the overrides, the states and the chosen folders."""
         self.overrides = {}
+        self.frame_states = {}
         self._output_folder = self._masters_folder = None
         self.set_scan(None, None)
         self.make_callback("masters-changed", self.masters_folder)
@@ -139,14 +161,28 @@ class Session(Callbacks):
         """Tell the plugins that new raw frames make ``masters`` out of date."""
         self.make_callback("masters-stale", list(masters))
 
+    def set_frame_state(self, path, state, why=""):
+        """Record what calibrating raw frame ``path`` gave, and tell the plugins."""
+        path = os.path.abspath(os.fspath(path))
+        self.frame_states[path] = (state, why or "")
+        self.make_callback("states-changed", [path])
+
+    def frame_state(self, path):
+        """``(state, why)`` of raw frame ``path``, or None if never calibrated here."""
+        return self.frame_states.get(os.path.abspath(os.fspath(path)))
+
+    def want_scan(self, folder, quiet=True):
+        """Ask the browser to rescan ``folder`` (new frames arrived)."""
+        self.make_callback("scan-wanted", os.fspath(folder), quiet)
+
     # -- scan --------------------------------------------------------------
     def set_scan(self, folder, scan):
         """Record a new scan of ``folder`` and tell the plugins."""
         folder = os.fspath(folder) if folder else None
-        if folder != self.folder:
+        if folder is not None and folder != self.folder:
             # overrides name files of the old folder
             self.overrides = {p: t for p, t in self.overrides.items()
-                              if folder and p.startswith(folder)}
+                              if folder and p.startswith(folder + os.sep)}
         self.folder = folder
         self.scan = scan
         self.make_callback("scan-changed", scan)
@@ -160,8 +196,41 @@ class Session(Callbacks):
         return self.scan.of_type(frametype)
 
     def masters(self):
-        """Masters found in ``masters_folder`` (empty if none)."""
-        return load_masters(self.masters_folder)
+        """Masters found in ``masters_folder`` (empty if none); see `masters_in`."""
+        return self.masters_in(self.masters_folder)
+
+    def masters_in(self, folder):
+        """The masters in ``folder``, read again only when the folder changed.
+
+        Every plugin asks on each image change; re-reading every master's
+        header each time is what made the GUI stall on large nights.  The
+        folder's signature (names, sizes, modification times: one
+        directory listing) says when the cached list is out of date.  Safe
+        to call from worker threads.
+        """
+        if not folder:
+            return []
+        folder = os.path.abspath(os.fspath(folder))
+        signature = _folder_signature(folder)
+        with self._masters_lock:
+            cached = self._masters_cache.get(folder)
+        if cached is not None and cached[0] == signature:
+            return list(cached[1])
+        masters = load_masters(folder)
+        with self._masters_lock:
+            self._masters_cache[folder] = (signature, masters)
+        return list(masters)
+
+
+def _folder_signature(folder):
+    """``(name, size, mtime)`` of each file in ``folder``: changes when a
+    master is added, rebuilt or removed (one listing, no file read)."""
+    try:
+        with os.scandir(folder) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                                for e in entries if e.is_file()))
+    except OSError:
+        return None
 
 
 def get_session(fv):
@@ -170,6 +239,15 @@ def get_session(fv):
     if session is None:
         session = _sessions[fv] = Session()
     return session
+
+
+def wrapping_label(text=""):
+    """A left-aligned label whose long lines wrap instead of widening the panel."""
+    label = Widgets.Label(text, halign="left")
+    widget = label.get_widget()
+    if hasattr(widget, "setWordWrap"):      # Qt; other toolkits keep one line
+        widget.setWordWrap(True)
+    return label
 
 
 def button_row(*buttons):
@@ -199,15 +277,73 @@ def action_button(text, tooltip, action):
     return button
 
 
+#: The documentation page of the plugins, once built from this package's
+#: source (``python3 -m sphinx -b html docs docs/_build/html``).
+DOCS_PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "_build", "html", "plugins.html")
+
+
+def show_help(plugin):
+    """Show this package's documentation of ``plugin``, never Ginga's manual.
+
+    Ginga's own Help offers its online manual, which has no page for our
+    plugins.  With the package's documentation built (a source checkout),
+    the plugin's section of it opens in the web browser; otherwise the
+    plugin's own help text (its module docstring, the same text) opens in
+    a Ginga tab.  Returns the URL or the tab's name.
+    """
+    doc = sys.modules[type(plugin).__module__].__doc__ or ""
+    name = type(plugin).__name__
+    if os.path.exists(DOCS_PAGE):
+        # section anchors are the titles in lower case: "CCD Browser" -> ccd-browser
+        anchor = "ccd-" + name[3:].lower()
+        url = "file://" + DOCS_PAGE + "#" + anchor
+        plugin.fv.show_help_url(url)
+        return url
+    plugin.fv.show_help_text(name, doc.strip() + "\n\nThe full documentation of "
+                             "ginga-ccdcal: 'The Ginga plugins' in docs/plugins.rst.")
+    return f"HELP: {name}"
+
+
+class OwnHelp:
+    """Mixin: Ginga's calls to ``plugin.help()`` show our documentation (`show_help`)."""
+
+    def help(self, text_kind="rst"):
+        return show_help(self)
+
+
 def add_close_help(plugin, box):
     """Add the "Close" / "Help" row at the bottom of ``box``.
 
-    "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (Ginga shows
-    the plugin module's docstring).  Returns the row.
+    "Close" calls ``plugin.close()``, "Help" ``plugin.help()`` (our plugins'
+    is `OwnHelp`'s: this package's documentation).  Returns the row.
     """
     row = button_row(action_button("Close", "Close this plugin", plugin.close),
                      action_button("Help", "How to use this plugin", plugin.help))
     box.add_widget(row, stretch=0)
+    return row
+
+
+def finish_panel(plugin, container, panel):
+    """Put a plugin's ``panel`` into Ginga's ``container``, laptop-proof.
+
+    The panel scrolls when the window is smaller than it wants (no panel
+    may force the main window taller than a 1280x800 screen), and the
+    "Close" / "Help" row stays in view below it.  Returns that row.
+    """
+    scroll = Widgets.ScrollArea()
+    scroll.set_widget(panel)
+    area = scroll.get_widget()
+    if hasattr(area, "verticalScrollBar"):      # Qt
+        # The panel keeps the width it needs (Ginga's splitter gives it);
+        # it scrolls up and down, and sideways only if it grows later.
+        area.setMinimumWidth(panel.get_widget().minimumSizeHint().width()
+                             + area.verticalScrollBar().sizeHint().width() + 4)
+    outer = Widgets.VBox()
+    outer.set_spacing(2)
+    outer.add_widget(scroll, stretch=1)
+    row = add_close_help(plugin, outer)
+    container.add_widget(outer, stretch=1)
     return row
 
 
@@ -343,7 +479,7 @@ class TaskPanel:
         self.cancel_button.set_enabled(False)
         row.add_widget(self.cancel_button, stretch=0)
         self.widget.add_widget(row, stretch=0)
-        self.status = Widgets.Label("", halign="left")
+        self.status = wrapping_label()
         self.widget.add_widget(self.status, stretch=0)
 
     @property
@@ -525,3 +661,112 @@ class MessageArea:
 
     def get_text(self):
         return "\n".join(self._lines)
+
+
+#: Colour of each frame state (`ginga_ccdcal.describe.FRAME_STATES`) in a tree.
+STATE_COLORS = {"calibrated": "darkgreen", "partly calibrated": "darkorange",
+                "not calibrated": "red", "failed": "red"}
+
+#: Tag of the banner object on a channel's canvas, and its font size.
+_BANNER_TAG = "_ccdcal_banner"
+_BANNER_FONTSIZE = 13
+
+
+def show_banner(fv, chname, text, color="red"):
+    """Write ``text`` over the image of channel ``chname`` until `clear_banner`.
+
+    Ginga canvas text in window coordinates, top left, wrapped to the
+    channel's width, on the channel's private canvas, so it stays while
+    images change under it: the banner says something about what the
+    channel shows *now* (a watch with no masters, a light calibrated with
+    steps missing), and whoever shows the next image decides whether it
+    stays.
+    """
+    channel = fv.get_channel_on_demand(chname)
+    viewer = channel.viewer
+    canvas = viewer.get_private_canvas()
+    canvas.delete_object_by_tag(_BANNER_TAG, redraw=False)
+    width = viewer.get_window_size()[0] or 600
+    # about 0.6 em per character of a 13-point sans-serif font
+    chars = max(30, int((width - 40) / (0.6 * _BANNER_FONTSIZE)))
+    lines = textwrap.wrap(text, chars, break_long_words=False,
+                          break_on_hyphens=False) or [text]
+    Text = canvas.get_draw_class("text")
+    Compound = canvas.get_draw_class("compoundobject")
+    banner = Compound(*[Text(12, 28 + i * (_BANNER_FONTSIZE + 9), text=line,
+                             coord="window", color=color, fontsize=_BANNER_FONTSIZE,
+                             bgcolor="black", bgalpha=0.75, borderpadding=5)
+                        for i, line in enumerate(lines)])
+    banner.banner_text = text
+    canvas.add(banner, tag=_BANNER_TAG, redraw=True)
+
+
+def clear_banner(fv, chname):
+    """Remove the banner of channel ``chname`` (if any)."""
+    if not fv.has_channel(chname):
+        return
+    canvas = fv.get_channel(chname).viewer.get_private_canvas()
+    if canvas.has_tag(_BANNER_TAG):
+        canvas.delete_object_by_tag(_BANNER_TAG, redraw=True)
+
+
+def banner_text(fv, chname):
+    """The banner shown over channel ``chname`` (unwrapped), or None."""
+    if not fv.has_channel(chname):
+        return None
+    canvas = fv.get_channel(chname).viewer.get_private_canvas()
+    if not canvas.has_tag(_BANNER_TAG):
+        return None
+    return canvas.get_object_by_tag(_BANNER_TAG).banner_text
+
+
+def report_problem(fv, text):
+    """Send a problem line to Ginga's Errors tab too (without raising it):
+    an observer who closed a plugin's panel still finds it there."""
+    fv.show_error(text, raisetab=False)
+
+
+class ChecklistStrip:
+    """``Masters: bias ✓  dark ✓  flat ✗`` for one set-up, as every CCD plugin shows it.
+
+    Each step is a label, green with a tick when a master will be applied,
+    red with a cross when not; its tooltip is the core's reason
+    (`ginga_ccdcal.describe.checklist_items`).  ``set_match(None, why)``
+    shows why there is nothing to check (no frame, no masters folder).
+    """
+
+    def __init__(self, caption="Masters:"):
+        self.widget = Widgets.HBox()
+        self.widget.set_spacing(6)
+        self.widget.add_widget(Widgets.Label(caption), stretch=0)
+        self.steps = {}
+        for role in ("bias", "dark", "flat"):
+            label = Widgets.Label(f"{role} ?")
+            self.steps[role] = label
+            self.widget.add_widget(label, stretch=0)
+        self.subject = wrapping_label()
+        self.widget.add_widget(self.subject, stretch=1)
+        self.items = []
+
+    def get_widget(self):
+        return self.widget
+
+    def set_match(self, match, subject=""):
+        """Show ``match`` (a `~ginga_ccdcal.match.MatchResult` or None) for ``subject``."""
+        self.items = checklist_items(match) if match is not None else []
+        applied = {role: (ok, why) for role, ok, why in self.items}
+        for role, label in self.steps.items():
+            if role not in applied:
+                label.set_text(f"{role} ?")
+                label.set_color(fg="gray")
+                label.set_tooltip(subject or "no frame to check")
+                continue
+            ok, why = applied[role]
+            label.set_text(f"{role} {TICK if ok else CROSS}")
+            label.set_color(fg="darkgreen" if ok else "red")
+            label.set_tooltip(why)
+        self.subject.set_text(subject)
+
+    def text(self):
+        """What the strip says, as one line (tests, logs)."""
+        return "  ".join(label.get_text() for label in self.steps.values())

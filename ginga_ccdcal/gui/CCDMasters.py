@@ -5,7 +5,7 @@ scanned in the CCD Browser.
 **Plugin Type: Global**
 
 ``CCDMasters`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operations" menu under "CCD Calibration", or with the
+Open it from the "Plugins" menu under "CCD Calibration", or with the
 "Masters..." button of the CCD Browser.
 
 **Usage**
@@ -48,10 +48,14 @@ Settings live in ``plugin_CCDMasters.cfg`` in Ginga's settings folder:
 from ginga import GingaPlugin
 from ginga.gw import Widgets
 
+from ..describe import provenance_text
 from ..masters import MASTER_KINDS, MasterOptions, build_masters, stale_masters
+from ..match import match_light
 from ..safe_write import ensure_folder
-from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     add_close_help, button_row, float_spin, get_session, panel_box, plugin_button)
+from .common import (ChecklistStrip, FolderRow, MessageArea, OwnHelp, RunsTasks,
+                     TaskPanel, action_button, button_row, finish_panel, float_spin,
+                     get_session, panel_box, plugin_button, report_problem,
+                     wrapping_label)
 
 __all__ = ["CCDMasters"]
 
@@ -60,7 +64,7 @@ _COLUMNS = [("Master", "name"), ("Kind", "kind"), ("Exposure", "exptime"),
             ("Filter", "filter"), ("Frames", "n"), ("Status", "status")]
 
 
-class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
+class CCDMasters(OwnHelp, RunsTasks, GingaPlugin.GlobalPlugin):
     """Master builder working on the CCD Browser's scan (see module help)."""
 
     def __init__(self, fv):
@@ -87,6 +91,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         self.report = None
         self.task = None
         self._loading = 0
+        self._refresh_gen = 0
+        self._refreshing = False
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -95,7 +101,7 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
 
         fr = Widgets.Frame("Frames")
         box = Widgets.VBox()
-        self.w.source = Widgets.Label("", halign="left")
+        self.w.source = wrapping_label()
         box.add_widget(self.w.source, stretch=0)
         self.w.open_browser = plugin_button(self.fv, "Open CCD Browser", "CCDBrowser",
                                             "Scan a folder of raw frames first")
@@ -143,6 +149,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
                                     tooltip="Where masters are written and looked for")
         self.folder_row.add_callback("activated", self.folder_cb)
         top.add_widget(self.folder_row.get_widget(), stretch=0)
+        self.checklist = ChecklistStrip()
+        top.add_widget(self.checklist.get_widget(), stretch=0)
 
         self.w.build = action_button("Build masters", "Combine the frames into "
                                      "masters (in the background)", self.build)
@@ -163,16 +171,14 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         fr = Widgets.Frame("Provenance (header of the selected master)")
         self.w.provenance = Widgets.TextArea(wrap=False, editable=False)
         self.w.provenance.set_font(self.fv.get_font("fixed", 9))
-        self.w.provenance.set_min_size(0, 150)
+        self.w.provenance.set_min_size(0, 90)
         fr.set_widget(self.w.provenance)
         top.add_widget(fr, stretch=2)
 
         self.messages = MessageArea("Messages", max_height=110)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        add_close_help(self, top)
-
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def start(self):
@@ -200,8 +206,9 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
     # -- state ---------------------------------------------------------------
     @property
     def busy(self):
-        """True while masters are being built or opened in the channel."""
-        return (self.task is not None and self.task.busy) or self._loading > 0
+        """True while masters are being built, listed or opened in the channel."""
+        return ((self.task is not None and self.task.busy) or self._loading > 0
+                or self._refreshing)
 
     def input_frames(self):
         """The calibration frames of the browser's scan, by kind."""
@@ -297,6 +304,8 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         if report.problems:
             lines.append("Problems:")
             lines += [f"  {p}" for p in report.problems]
+            for problem in report.problems:
+                report_problem(self.fv, f"CCD Masters: {problem}")
         self.messages.set_lines(lines)
         self.session.masters_built()
         self.open_masters([m.path for m in report.masters])
@@ -335,9 +344,41 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
 
     # -- the list of masters ---------------------------------------------------
     def refresh_list(self):
-        """Show the masters in the masters folder, marking stale ones."""
-        self.masters = self.session.masters()
-        stale = {m.path: n for m, n in stale_masters(self.masters, self.session.frames())}
+        """Show the masters in the masters folder, marking stale ones.
+
+        The folder is read in a worker thread (only when it changed:
+        `Session.masters_in`); the list follows when it is done.
+        """
+        self._refresh_gen += 1
+        gen = self._refresh_gen
+        self._refreshing = True
+        folder = self.session.masters_folder
+        frames = self.session.frames()
+        lights = self.session.frames("light")
+        session = self.session
+
+        def work():
+            masters = session.masters_in(folder)
+            stale = {m.path: n for m, n in stale_masters(masters, frames)}
+            match = match_light(lights[-1], masters) if lights and masters else None
+            self.fv.gui_do(self._show_list, gen, masters, stale,
+                           lights[-1] if lights else None, match, folder)
+
+        self.fv.nongui_do(work)
+
+    def _show_list(self, gen, masters, stale, light, match, folder):
+        if gen != self._refresh_gen:
+            return
+        self._refreshing = False
+        if not self.gui_up:
+            return
+        self.masters = masters
+        if light is None:
+            self.checklist.set_match(None, "no light in the scan")
+        elif match is None:
+            self.checklist.set_match(None, f"no masters in {folder}")
+        else:
+            self.checklist.set_match(match, f"for {light.name} (last light)")
         tree = {}
         for master in self.masters:
             if self._reported_stale.get(master.path, master.mtime) != master.mtime:
@@ -380,10 +421,3 @@ class CCDMasters(RunsTasks, GingaPlugin.GlobalPlugin):
         self.w.provenance.set_scroll_pos(0)
         self.open_masters([master.path])
 
-
-def provenance_text(master):
-    """The master's description and full header, as shown in the plugin."""
-    lines = [f"{master.path}", master.describe(), ""]
-    if master.header is not None:
-        lines += [str(card) for card in master.header.cards]
-    return "\n".join(lines)

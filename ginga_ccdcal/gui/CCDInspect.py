@@ -64,8 +64,9 @@ from ginga.gw import Widgets
 
 from ..characterise import REPORT_FILES, characterise, characterise_folder, write_report
 from ..masters import load_masters
-from .common import (FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     add_close_help, button_row, default_output_folder, get_session, panel_box)
+from .common import (FolderRow, MessageArea, OwnHelp, RunsTasks, TaskPanel,
+                     action_button, button_row, default_output_folder, finish_panel,
+                     get_session, panel_box, wrapping_label)
 
 __all__ = ["CCDInspect", "PLOTS", "render_plots"]
 
@@ -108,7 +109,7 @@ def render_plots(report, folder, width):
     return scaled
 
 
-class CCDInspect(RunsTasks, GingaPlugin.GlobalPlugin):
+class CCDInspect(OwnHelp, RunsTasks, GingaPlugin.GlobalPlugin):
     """CCD characterisation of a night's calibration frames (see module help)."""
 
     def __init__(self, fv):
@@ -136,7 +137,7 @@ class CCDInspect(RunsTasks, GingaPlugin.GlobalPlugin):
                                     "and flat frames are measured")
         self.folder_row.add_callback("activated", lambda row, path: self._update_source())
         top.add_widget(self.folder_row.get_widget(), stretch=0)
-        self.w.source = Widgets.Label("", halign="left")
+        self.w.source = wrapping_label()
         top.add_widget(self.w.source, stretch=0)
 
         self.report_row = FolderRow("Report folder:",
@@ -170,8 +171,7 @@ class CCDInspect(RunsTasks, GingaPlugin.GlobalPlugin):
 
         self.messages = MessageArea("Messages", max_height=60)
         top.add_widget(self.messages.get_widget(), stretch=0)
-        self.w.close_help = add_close_help(self, top)
-        container.add_widget(top, stretch=1)
+        self.w.close_help = finish_panel(self, container, top)
         self.gui_up = True
 
     def start(self):

@@ -1,13 +1,24 @@
-"""Ginga plugins of the CCD calibration workbench.
+"""The Ginga layer of the CCD calibration workbench: plugins and viewer.
 
-Ginga finds them through the ``ginga.rv.plugins`` entry points (see
+Installed with the ``gui`` extra (``pip install 'ginga-ccdcal[gui]'``),
+which brings Ginga and a Qt binding; the rest of the package (the core)
+needs neither.  The plugins call the core and lay out what it returns:
+they compute no calibration number and word no result their own way
+(`ginga_ccdcal.describe`).
+
+Ginga finds the plugins through the ``ginga.rv.plugins`` entry points (see
 ``setup.cfg``): each entry point is one of the functions below, returning
 the plugin spec the reference viewer registers.  The modules are imported
-as ``ginga_ccdcal.plugins.<Name>`` (``pfx``), so they are ordinary package
-modules rather than files put on ``sys.path``.
+as ``ginga_ccdcal.gui.<Name>`` (``pfx``), so they are ordinary package
+modules rather than files put on ``sys.path``.  `ginga_ccdcal.gui.viewer`
+starts the reference viewer with them (``ginga-ccdcal gui``).
 
 ``CCDBrowser`` (global)
-    scan a folder of raw frames, group them by header keywords.
+    scan a folder of raw frames, group them by header keywords, correct
+    their types; each frame's calibration state.
+``CCDWatch`` (global)
+    calibrate each new light as the camera writes it and show it
+    (quick-look at the telescope).
 ``CCDMasters`` (global)
     build master bias/dark/flat frames from the browser's scan.
 ``CCDCalibrate`` (local)
@@ -30,15 +41,11 @@ if toolkit.get_family() is None:
     # still wins: nothing here imports ginga.gw.
     toolkit.choose()
 
-if toolkit.get_family() == "qt":
-    # PySide6 6.12 + Python 3.11 aborts after minutes of drawing (see qtcompat)
-    from .qtcompat import protect_none
-    protect_none()
-
-__all__ = ["browser_spec", "masters_spec", "calibrate_spec", "inspect_spec",
+__all__ = ["browser_spec", "watch_spec", "masters_spec", "calibrate_spec", "inspect_spec",
            "CATEGORY"]
 
-#: The Operations-menu category our plugins appear under.
+#: The category our plugins appear under (the "Plugins" menu for the
+#: global ones, the "Operation" button for CCD Calibrate).
 CATEGORY = "CCD Calibration"
 _PFX = __name__
 
@@ -48,6 +55,14 @@ def browser_spec():
     return Bunch(module="CCDBrowser", klass="CCDBrowser", pfx=_PFX,
                  ptype="global", workspace="right", start=False,
                  category=CATEGORY, menu="CCD Browser [G]", tab="CCD Browser",
+                 enabled=True)
+
+
+def watch_spec():
+    """Plugin spec of CCD Watch (global, right-hand panel)."""
+    return Bunch(module="CCDWatch", klass="CCDWatch", pfx=_PFX,
+                 ptype="global", workspace="right", start=False,
+                 category=CATEGORY, menu="CCD Watch [G]", tab="CCD Watch",
                  enabled=True)
 
 

@@ -5,8 +5,9 @@ and shows the calibration step by step.
 **Plugin Type: Local**
 
 ``CCDCalibrate`` is a local plugin: it works on the channel it was opened
-in.  Open it from the "Operations" menu under "CCD Calibration" while a
-raw light frame is shown in the channel.
+in.  Open it from the "Operation" button under the image ("CCD
+Calibration" > "CCD Calibrate") while a raw light frame is shown in the
+channel.
 
 **Usage**
 
@@ -46,15 +47,19 @@ raw light frame is shown in the channel.
 * "Calibrate all" calibrates every light frame of the CCD Browser's scan
   the same way, in the background with a progress bar and "Cancel";
   lights already calibrated are skipped (so a stopped run resumes).
-* "Show steps" opens the "Steps" page: the frame as read, after the bias
-  is subtracted, after the dark is subtracted and after the flat divides
-  it, side by side, each with one line on what that step removed (the
-  bias level, the dark current, the vignetting).  All panels use the
-  same contrast around their own sky level, so each shows what its step
-  changed; dragging or zooming one moves them all.  Nothing is written.
+* "Show steps" opens the "Steps" page: the frame as the camera wrote it
+  (bias level and overscan included), after the overscan is subtracted
+  and the frame trimmed ("raw"), after the bias is subtracted, after the
+  dark is subtracted and after the flat divides it, side by side, each
+  with one line on what that step removed (the bias level, the dark
+  current, the vignetting).  All panels use the same contrast around
+  their own sky level, so each shows what its step changed; dragging or
+  zooming one moves them all.  "To channel" puts a step in the channel
+  ``Steps``, where Ginga's own Cuts, Histogram and Pick work on it (and
+  Blink Channels against ``<channel>_cal``).  Nothing is written.
 
 Why a separate ``<channel>_cal`` channel: the raw and the calibrated frame
-stay side by side, so you can switch or blink between them (Operations >
+stay side by side, so you can switch or blink between them (Operation >
 Analysis > Blink Channels) and compare with the same pan, zoom and cut
 tools; and the raw channel's history keeps holding only raw frames, so
 paging through it (and re-running this plugin on it) never mixes in
@@ -73,77 +78,35 @@ Settings live in ``plugin_CCDCalibrate.cfg`` in Ginga's settings folder:
 
 import os
 import textwrap
+import traceback
 
 from ginga import GingaPlugin
+from ginga.AstroImage import AstroImage
 from ginga.gw import Viewers, Widgets
 
-from ..calibrate import CalibrationOptions, calibrate_and_write
+from ..calibrate import CalibrationOptions, calibrate_and_write, output_path
+from ..describe import (DARK_SCALES, failure_state, match_banner, match_state,
+                        parse_options, result_lines)
 from ..errors import CcdcalError
-from ..masters import load_masters
 from ..match import match_light
 from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
-from ..steps import calibration_steps, common_cuts
-from .common import (CAL_SUFFIX, FolderRow, MessageArea, RunsTasks, TaskPanel, action_button,
-                     add_close_help, button_row, default_output_folder, get_session,
-                     panel_box, plugin_button, prepare_result_channel,
-                     result_channel_name, show_calibrated)
+from ..steps import as_read_step, calibration_steps, common_cuts
+from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
+                     RunsTasks, TaskPanel, action_button, button_row, clear_banner,
+                     default_output_folder, finish_panel, get_session, panel_box,
+                     plugin_button, prepare_result_channel, report_problem,
+                     result_channel_name, show_banner, show_calibrated, wrapping_label)
 
-__all__ = ["CCDCalibrate", "parse_options", "DARK_SCALES"]
+__all__ = ["CCDCalibrate"]
 
-#: Dark-scale choices: text in the combo box -> ``calibrate_frame``'s value.
-DARK_SCALES = {"exposure ratio": "exposure", "fit to this light": "fit"}
-#: Panels of the "Steps" page (raw, - bias, - dark, / flat).
-N_STEP_PANELS = 4
+#: Panels of the "Steps" page (as read, raw, - bias, - dark, / flat).
+N_STEP_PANELS = 5
+#: Channel a step is sent to ("To channel").
+STEPS_CHANNEL = "Steps"
 #: Characters per line of a step's note (the panels are narrow).
 NOTE_WIDTH = 40
-
-
-def parse_options(dark_scale, cosmics, gain_text, readnoise_text):
-    """The ``calibrate_frame`` options the widgets describe.
-
-    Parameters
-    ----------
-    dark_scale : str
-        ``'exposure'`` or ``'fit'``.
-    cosmics : bool
-    gain_text, readnoise_text : str
-        As typed: blank for none; the gain may also be ``header``.
-
-    Returns
-    -------
-    dict
-        ``dark_scale``, ``cosmics``, ``gain`` (None, float or
-        ``'header'``), ``readnoise`` (None or float).
-
-    Raises
-    ------
-    ValueError
-        With a message for the user when a number is not one.
-    """
-    def number(text, what):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not value > 0 or value == float("inf"):
-            raise ValueError(f"{what} must be a positive number, not {text!r}")
-        return value
-
-    if dark_scale not in DARK_SCALES.values():
-        raise ValueError(f"dark scale must be one of {sorted(DARK_SCALES.values())}")
-    gain_text = (gain_text or "").strip()
-    readnoise_text = (readnoise_text or "").strip()
-    if not gain_text:
-        gain = None
-    elif gain_text.lower() == "header":
-        gain = "header"
-    else:
-        gain = number(gain_text, "Gain (e-/ADU; or 'header', or blank)")
-    readnoise = number(readnoise_text, "Read noise (e-; or blank)") if readnoise_text else None
-    return dict(dark_scale=dark_scale, cosmics=bool(cosmics), gain=gain,
-                readnoise=readnoise)
 
 
 def _option_text(value):
@@ -151,13 +114,23 @@ def _option_text(value):
 
 
 class _StepPanel:
-    """One panel of the "Steps" page: title, a small viewer, the note."""
+    """One panel of the "Steps" page: title, a small viewer, the note, and
+    "To channel" (the step as an image of a channel, for Ginga's own Cuts,
+    Histogram and Pick)."""
 
-    def __init__(self, logger):
+    def __init__(self, logger, send):
         self.widget = Widgets.VBox()
         self.widget.set_spacing(1)
+        row = Widgets.HBox()
         self.title = Widgets.Label("", halign="center")
-        self.widget.add_widget(self.title, stretch=0)
+        row.add_widget(self.title, stretch=1)
+        self.to_channel = action_button("To channel", "Show this step in the "
+                                        f"'{STEPS_CHANNEL}' channel, where Ginga's "
+                                        "Cuts, Histogram and Pick work on it",
+                                        lambda: send(self.step))
+        row.add_widget(self.to_channel, stretch=0)
+        self.widget.add_widget(row, stretch=0)
+        self.step = None
         viewer = Viewers.CanvasView(logger=logger)
         viewer.set_desired_size(230, 170)
         viewer.enable_autozoom("on")
@@ -172,6 +145,7 @@ class _StepPanel:
         self.widget.add_widget(self.note, stretch=0)
 
     def show(self, step, cuts):
+        self.step = step
         self.title.set_text(step.title)
         self.note.set_text(textwrap.fill(step.note, NOTE_WIDTH))
         self.viewer.set_data(step.data)
@@ -186,7 +160,7 @@ class _StepPanel:
             viewer.zoom_fit()
 
 
-class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
+class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
     """One-click calibration of a channel's light frame (see module help)."""
 
     def __init__(self, fv, fitsimage):
@@ -205,8 +179,12 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.result = None
         self.all_report = None
         self.steps = []
+        self.steps_frame = None
         self.task = None
         self._callbacks_on = False
+        self._lookup_gen = 0
+        self._looking_up = False
+        self._masters_folder = None
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -216,14 +194,13 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.pages.add_widget(self._build_calibrate_page(), title="Calibrate")
         self.w.pages.add_widget(self._build_steps_page(), title="Steps")
         top.add_widget(self.w.pages, stretch=1)
-        add_close_help(self, top)
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
 
     def _build_calibrate_page(self):
         page = panel_box()
         fr = Widgets.Frame("Frame in this channel")
-        self.w.frame = Widgets.Label("", halign="left")
+        self.w.frame = wrapping_label()
         fr.set_widget(self.w.frame)
         page.add_widget(fr, stretch=0)
 
@@ -231,6 +208,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                                      tooltip="Folder with masters made by CCD Masters")
         self.masters_row.add_callback("activated", self.masters_folder_cb)
         page.add_widget(self.masters_row.get_widget(), stretch=0)
+        self.checklist = ChecklistStrip()
+        page.add_widget(self.checklist.get_widget(), stretch=0)
 
         fr = Widgets.Frame("Masters it will use, and why")
         box = Widgets.VBox()
@@ -239,7 +218,7 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.choice.set_min_size(0, 60)
         self.w.choice.set_max_size(None, 110)
         box.add_widget(self.w.choice, stretch=1)
-        self.w.missing = Widgets.Label("", halign="left")
+        self.w.missing = wrapping_label()
         box.add_widget(self.w.missing, stretch=0)
         self.w.open_masters = plugin_button(self.fv, "Open CCD Masters", "CCDMasters",
                                             tooltip="Build the missing masters")
@@ -276,7 +255,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     def _build_options(self):
         fr = Widgets.Frame("Options")
-        grid = Widgets.GridBox(rows=2, columns=4)
+        # two columns, so the panel stays narrow on a laptop
+        grid = Widgets.GridBox(rows=4, columns=2)
         grid.set_spacing(4)
         grid.add_widget(Widgets.Label("Dark scale:"), 0, 0)
         self.w.dark_scale = Widgets.ComboBox()
@@ -285,19 +265,19 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.dark_scale.set_tooltip("Scale the master dark by the exposure ratio, "
                                       "or fit the factor to this light")
         grid.add_widget(self.w.dark_scale, 0, 1)
-        self.w.cosmics = Widgets.CheckBox("Remove cosmic rays")
-        self.w.cosmics.set_tooltip("Clean the calibrated frame with L.A.Cosmic")
-        grid.add_widget(self.w.cosmics, 0, 2)
         grid.add_widget(Widgets.Label("Gain (e-/ADU):"), 1, 0)
         self.w.gain = Widgets.TextEntry()
         self.w.gain.set_tooltip("Blank: keep ADU; a number or 'header' (GAIN/EGAIN): "
                                 "convert to electrons")
         grid.add_widget(self.w.gain, 1, 1)
-        grid.add_widget(Widgets.Label("Read noise (e-):"), 1, 2)
+        grid.add_widget(Widgets.Label("Read noise (e-):"), 2, 0)
         self.w.readnoise = Widgets.TextEntry()
         self.w.readnoise.set_tooltip("Blank: none; with a gain, the output gets an "
                                      "uncertainty (photon + read noise)")
-        grid.add_widget(self.w.readnoise, 1, 3)
+        grid.add_widget(self.w.readnoise, 2, 1)
+        self.w.cosmics = Widgets.CheckBox("Remove cosmic rays")
+        self.w.cosmics.set_tooltip("Clean the calibrated frame with L.A.Cosmic")
+        grid.add_widget(self.w.cosmics, 3, 1)
         fr.set_widget(grid)
         return fr
 
@@ -306,9 +286,10 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         self.w.steps_title = Widgets.Label("Press \"Show steps\" on the Calibrate page.",
                                            halign="left")
         page.add_widget(self.w.steps_title, stretch=0)
-        grid = Widgets.GridBox(rows=2, columns=2)
+        grid = Widgets.GridBox(rows=3, columns=2)
         grid.set_spacing(6)
-        self.step_panels = [_StepPanel(self.logger) for _ in range(N_STEP_PANELS)]
+        self.step_panels = [_StepPanel(self.logger, self.step_to_channel)
+                            for _ in range(N_STEP_PANELS)]
         for i, panel in enumerate(self.step_panels):
             grid.add_widget(panel.widget, i // 2, i % 2, stretch=1)
             panel.hide()
@@ -352,6 +333,14 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         return "ccdcalibrate"
 
     # -- state ---------------------------------------------------------------
+    @property
+    def busy(self):
+        """True while work runs, or the frame shown is still being looked up."""
+        return self._working() or self._looking_up
+
+    def _working(self):
+        return self.task is not None and self.task.busy
+
     @property
     def cal_chname(self):
         """The channel calibrated frames are shown in."""
@@ -399,34 +388,80 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     # -- following the channel and the other plugins ----------------------------
     def redo(self):
-        """A new image in the channel: work out what calibrating it takes."""
+        """A new image in the channel: work out what calibrating it takes.
+
+        The frame's header (when the browser's scan does not hold it) and
+        the masters are read in a worker thread; until the answer comes
+        back the buttons wait.  Messages of the previous frame go: they
+        would describe another frame.  Work already started (Calibrate,
+        Show steps) finishes with the frame it started on.
+        """
         if not self.gui_up:
             return
         self.frame = self.match = None
         self.w.choice.set_text("")
         self.w.missing.set_text("")
+        self.checklist.set_match(None, "")
+        if not self._working():
+            self.messages.clear()
         image = self.fitsimage.get_image()
         path = image.get("path", None) if image is not None else None
-        if path is None or not os.path.isfile(path):
+        if path is None:
             self._no_frame("No raw frame from a file in this channel: open a "
                            "light frame (e.g. click one in the CCD Browser).")
             return
-        try:
-            self.frame = self._frame_for(path)
-        except CcdcalError as exc:
-            self._no_frame(f"This file cannot be calibrated: {exc}")
+        self._enable_frame_buttons(False)
+        self.w.frame.set_text(f"{os.path.basename(path)}: reading ...")
+        self._look_up(path)
+
+    def _look_up(self, path):
+        """Frame and match of ``path`` off the GUI thread (newest request wins)."""
+        self._lookup_gen += 1
+        gen = self._lookup_gen
+        self._looking_up = True
+        folder = self.masters_row.get_path()
+        session = self.session
+
+        def work():
+            frame = masters = problem = None
+            try:
+                if not os.path.isfile(path):
+                    problem = ("No raw frame from a file in this channel: open a "
+                               "light frame (e.g. click one in the CCD Browser).")
+                else:
+                    frame = self._frame_for(path)
+                    masters = session.masters_in(folder)
+            except CcdcalError as exc:
+                problem = f"This file cannot be calibrated: {exc}"
+            except Exception as exc:  # a bug: log it fully, tell the user briefly
+                self.logger.error(f"CCDCalibrate: {path}: {exc}\n" + traceback.format_exc())
+                problem = (f"unexpected error ({exc.__class__.__name__}: {exc}); "
+                           "details are in Ginga's log")
+            match = match_light(frame, masters) if frame is not None and masters else None
+            self.fv.gui_do(self._looked_up, gen, path, frame, masters, match, folder,
+                           problem)
+
+        self.fv.nongui_do(work)
+
+    def _looked_up(self, gen, path, frame, masters, match, folder, problem):
+        if gen != self._lookup_gen:
+            return            # the user has moved on to another image
+        self._looking_up = False
+        if not self.gui_up:
             return
-        frame = self.frame
+        if problem:
+            self._no_frame(problem)
+            return
         if is_product(frame.header):
-            self.frame = None
             self._no_frame(f"{os.path.basename(path)} was written by ginga-ccdcal "
                            "(a master or calibrated frame), not a raw frame.")
             return
-        text = (f"{frame.name}: {frame.frametype}, {frame.exptime} s, "
-                f"filter {frame.filter}")
-        self.w.frame.set_text(text)
+        self.frame = frame
+        self.masters, self._masters_folder = masters, folder
+        self.w.frame.set_text(f"{frame.name}: {frame.frametype}, {frame.exptime} s, "
+                              f"filter {frame.filter}")
         self.output_row.set_path(self._output_folder_for(frame))
-        self.update_match()
+        self._show_match(frame, masters, match, folder)
 
     def _no_frame(self, message):
         self.w.frame.set_text(message)
@@ -461,34 +496,39 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
             self.update_match()
 
     def _scan_changed_cb(self, session, scan):
-        if self.gui_up and not self.busy:
+        if self.gui_up and not self._working():
             self.masters_row.set_path(session.masters_folder)
             self.redo()
 
     def update_match(self):
-        """Match the frame to the masters and show the choice."""
-        if self.frame is None:
-            return
-        frame = self.frame
-        folder = self.masters_row.get_path()
-        self.masters = load_masters(folder)
-        if not self.masters:
+        """Match the frame to the masters again (masters folder changed)."""
+        if self.frame is not None:
+            image = self.fitsimage.get_image()
+            path = image.get("path", None) if image is not None else None
+            if path is not None:
+                self._look_up(path)
+
+    def _show_match(self, frame, masters, match, folder):
+        """Show which masters calibrating ``frame`` takes, and why."""
+        if not masters:
             self.match = None
             self.w.choice.set_text("")
+            self.checklist.set_match(None, f"no masters in {folder}")
             self.w.missing.set_text(f"No masters in {folder}.\nBuild them with "
                                     "CCD Masters, or choose the folder that has them.")
             self._enable_frame_buttons(False)
             self.w.open_masters.set_enabled(True)
             return
-        self.match = match_light(frame, self.masters)
-        lines = list(self.match.describe())
+        self.match = match
+        self.checklist.set_match(match, f"for {frame.name}")
+        lines = list(match.describe())
         if frame.frametype != "light":
             lines.insert(0, f"note: this frame is a {frame.frametype}, not a "
                          "light; it will be calibrated as a light.")
         self.w.choice.set_text("\n".join(lines))
-        missing = self.match.missing
+        missing = match.missing
         if missing:
-            reasons = "\n".join(f"  {role}: {getattr(self.match, role).reason}"
+            reasons = "\n".join(f"  {role}: {getattr(match, role).reason}"
                                 for role in missing)
             self.w.missing.set_text(f"Missing master(s):\n{reasons}\nCalibrating "
                                     "now skips these steps (noted in the header).")
@@ -508,7 +548,11 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
     # -- calibrating one frame -------------------------------------------------
     def calibrate(self):
-        """Calibrate the channel's frame off the GUI thread; False if not started."""
+        """Calibrate the channel's frame off the GUI thread; False if not started.
+
+        Messages, output and state all belong to the frame shown when it
+        started, even if the user opens another meanwhile.
+        """
         prepared = self._prepared()
         if prepared is None:
             return False
@@ -529,10 +573,12 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
             progress(1, 1, frame.name)
             return path, ccd
 
-        return self.task.run(work, label="Calibrating", on_done=self._calibrated,
-                             on_error=self._failed)
+        return self.task.run(work, label="Calibrating",
+                             on_done=lambda result: self._calibrated(frame, match, result),
+                             on_error=lambda message, cancelled: self._failed(
+                                 frame, match, message, cancelled))
 
-    def _calibrated(self, result):
+    def _calibrated(self, frame, match, result):
         path, ccd = result
         self.result_path = path
         self.result = ccd
@@ -540,19 +586,31 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         method = self.settings.get("autocut_method", "zscale")
         if ccd is None:
             prepare_result_channel(self.fv, chname, method)
+            clear_banner(self.fv, chname)
             self.messages.set_lines([f"{path} already exists: showing it. Tick "
                                      "'Replace existing' to calibrate again."])
             self.fv.nongui_do(self.fv.load_file, path, chname=chname)
             return
         show_calibrated(self.fv, ccd, path, chname, method)
-        ratio = self.match.dark.scale if self.match.dark else None
-        self.messages.set_lines([f"Calibrated {self.frame.name} -> {path}"]
+        banner = match_banner(match)
+        if banner:
+            show_banner(self.fv, chname, f"{frame.name}: {banner}")
+        else:
+            clear_banner(self.fv, chname)
+        self.session.set_frame_state(frame.path, *match_state(match))
+        ratio = match.dark.scale if match.dark else None
+        self.messages.set_lines([f"Calibrated {frame.name} -> {path}"]
+                                + ([banner] if banner else [])
                                 + result_lines(ccd.header, ratio)
-                                + [f"warning: {w}" for w in self.match.warnings])
+                                + [f"warning: {w}" for w in match.warnings])
 
-    def _failed(self, message, cancelled):
-        self.messages.set_lines(["Cancelled." if cancelled
-                                 else f"Not calibrated: {message}"])
+    def _failed(self, frame, match, message, cancelled):
+        if cancelled:
+            self.messages.set_lines(["Cancelled."])
+            return
+        self.messages.set_lines([f"{frame.name}: not calibrated: {message}"])
+        self.session.set_frame_state(frame.path, *failure_state(match, message))
+        report_problem(self.fv, f"CCD Calibrate: {frame.name}: not calibrated: {message}")
 
     # -- calibrating the whole scan --------------------------------------------
     def calibrate_all(self):
@@ -563,8 +621,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
                                      "Browser first."])
             return False
         folder = self.masters_row.get_path()
-        masters = load_masters(folder)
-        if not masters:
+        if folder == self._masters_folder and not self.masters:
+            # known from looking at the frame shown; else the worker checks
             self.messages.set_lines([f"No masters in {folder}: build them with "
                                      "CCD Masters first."])
             self.w.open_masters.set_enabled(True)
@@ -575,19 +633,34 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         out_dir = self.session.output_folder
         raw_root = self.session.folder
         overwrite = self.w.overwrite.get_state()
+        session = self.session
         self.messages.set_lines([f"Calibrating {len(lights)} light frames into "
                                  f"{out_dir} ..."])
 
         def work(progress, cancel):
-            return calibrate_lights(lights, masters, out_dir, CalibrationOptions(**options),
-                                    raw_root=raw_root, overwrite=overwrite,
-                                    progress=progress, cancel=cancel)
+            masters = session.masters_in(folder)
+            if not masters:
+                raise CcdcalError(f"no masters in {folder}: build them with CCD "
+                                  "Masters first")
+            report = calibrate_lights(lights, masters, out_dir,
+                                      CalibrationOptions(**options), raw_root=raw_root,
+                                      overwrite=overwrite, progress=progress,
+                                      cancel=cancel)
+            return report, _light_states(lights, masters, report, out_dir, raw_root)
 
         return self.task.run(work, label="Calibrating all", on_done=self._all_done,
-                             on_error=self._failed)
+                             on_error=self._all_failed)
 
-    def _all_done(self, report):
+    def _all_failed(self, message, cancelled):
+        self.messages.set_lines(["Cancelled." if cancelled else f"Not calibrated: {message}"])
+        if "no masters" in message:
+            self.w.open_masters.set_enabled(True)
+
+    def _all_done(self, result):
+        report, states = result
         self.all_report = report
+        for path, state in states.items():
+            self.session.set_frame_state(path, *state)
         lines = [f"{len(report.written)} calibrated, {len(report.existing)} already "
                  f"there (kept), {len(report.problems)} failed; in "
                  f"{self.session.output_folder}"]
@@ -598,6 +671,8 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
         if report.problems:
             lines.append("Not calibrated:")
             lines += [f"  {p}" for p in report.problems]
+            for problem in report.problems:
+                report_problem(self.fv, f"CCD Calibrate: not calibrated: {problem}")
         self.messages.set_lines(lines)
 
     # -- the teaching view -------------------------------------------------------
@@ -617,66 +692,62 @@ class CCDCalibrate(RunsTasks, GingaPlugin.LocalPlugin):
 
         def work(progress, cancel):
             progress(0, 1, frame.name)
-            steps = calibration_steps(
+            # from the file as the camera wrote it, bias level included
+            steps = [as_read_step(frame)] + calibration_steps(
                 frame, match, CalibrationOptions(dark_scale=options["dark_scale"]),
                 gain=gain)
             return steps, common_cuts(steps)
 
-        return self.task.run(work, label="Steps", on_done=self._show_steps,
+        return self.task.run(work, label="Steps",
+                             on_done=lambda result: self._show_steps(frame, match, result),
                              on_error=self._steps_failed)
 
-    def _show_steps(self, result):
+    def _show_steps(self, frame, match, result):
         steps, cuts = result
         self.steps = steps
+        self.steps_frame = frame
         for i, panel in enumerate(self.step_panels):
             if i < len(steps):
                 panel.show(steps[i], cuts[i])
             else:
                 panel.hide()
-        title = f"{self.frame.name} step by step"
-        if any(c.master.overscan for c in (self.match.bias, self.match.dark, self.match.flat)
-               if c):
+        title = f"{frame.name} step by step, from the file as read"
+        if any(c.master.overscan for c in (match.bias, match.dark, match.flat) if c):
             title += "; raw = after overscan subtraction and trim"
-        if self.match.missing:
-            title += "; no master for: " + ", ".join(self.match.missing)
+        if match.missing:
+            title += "; no master for: " + ", ".join(match.missing)
         self.w.steps_title.set_text(title + ".\nSame contrast about each panel's "
                                     "sky level; drag or zoom one to move all.")
         self.w.pages.set_index(1)
-        self.messages.set_lines([f"Steps of {self.frame.name}: see the Steps page."]
+        self.messages.set_lines([f"Steps of {frame.name}: see the Steps page."]
                                 + [f"{s.title}: {s.note}" for s in steps])
+
+    def step_to_channel(self, step):
+        """Show ``step`` in the Steps channel (named after the frame and step)."""
+        if step is None or self.steps_frame is None:
+            return None
+        name = f"{os.path.splitext(self.steps_frame.name)[0]} {step.title}"
+        image = AstroImage(logger=self.logger)
+        image.load_data(step.data)
+        image.set(name=name)
+        self.fv.add_image(name, image, chname=STEPS_CHANNEL)
+        return name
 
     def _steps_failed(self, message, cancelled):
         self.messages.set_lines(["Cancelled." if cancelled
                                  else f"Steps not shown: {message}"])
 
 
-def result_lines(header, exposure_ratio=None):
-    """What a calibrated frame's header says about how it was made, for people.
 
-    Parameters
-    ----------
-    header : astropy.io.fits.Header
-        Of the calibrated frame.
-    exposure_ratio : float, optional
-        The dark scale the exposure times give, quoted next to a fitted one.
-
-    Returns
-    -------
-    list of str
-        The steps applied (CALSTAT), the dark scale when it was fitted
-        (DARKSCL with DARKFIT), the pixels cleaned of cosmic rays (CRCLEAN)
-        and the gain when the data were converted to electrons (GAINCOR).
-    """
-    steps = header.get("CALSTAT", "") or "none"
-    legend = header.comments["CALSTAT"] if "CALSTAT" in header else ""
-    lines = [f"steps applied: {steps}" + (f" ({legend})" if legend else "")]
-    if header.get("DARKFIT") and "DARKSCL" in header:
-        text = f"dark scale fitted to this light: x{header['DARKSCL']:.4f}"
-        if exposure_ratio is not None:
-            text += f" (exposure ratio x{exposure_ratio:.4g})"
-        lines.append(text)
-    if "CRCLEAN" in header:
-        lines.append(f"cosmic rays: {header['CRCLEAN']} pixels cleaned")
-    if "GAINCOR" in header:
-        lines.append(f"in electrons (gain {header['GAINCOR']:g} e-/ADU)")
-    return lines
+def _light_states(lights, masters, report, out_dir, raw_root):
+    """``{raw path: (state, why)}`` of the lights a `calibrate_lights` run wrote or failed."""
+    written = set(report.written)
+    states = {}
+    for light in lights:
+        if output_path(light, out_dir, raw_root) in written:
+            states[light.path] = match_state(match_light(light, masters))
+        else:
+            failed = [p for p in report.problems if light.path in p or light.name in p]
+            if failed:
+                states[light.path] = ("failed", failed[0])
+    return states

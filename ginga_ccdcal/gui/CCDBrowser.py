@@ -4,7 +4,7 @@
 **Plugin Type: Global**
 
 ``CCDBrowser`` is a global plugin: one instance, in the right-hand panel.
-Open it from the "Operations" menu under "CCD Calibration", or start the
+Open it from the "Plugins" menu under "CCD Calibration", or start the
 viewer with ``ginga-ccdcal gui FOLDER``.
 
 **Usage**
@@ -21,7 +21,9 @@ viewer with ``ginga-ccdcal gui FOLDER``.
   +/-" says how close two exposures must be (seconds).
 * Beside each file: filter, exposure, CCD temperature and type.  A type
   the header did not give was guessed from the pixels and is shown as
-  "(guessed)" in orange; one you set is "(set by you)".
+  "(guessed)" in orange; one the file name and pixels gave against the
+  header's word is "(not the header's)", also in orange (click the file
+  for the reason); one you set is "(set by you)".
 * Click a file to load it in the current channel (Ginga's own loader).
 * Click a group to see how many frames it holds and a summary of their
   headers (exposure, temperature range, filters, image size).
@@ -30,29 +32,19 @@ viewer with ``ginga-ccdcal gui FOLDER``.
   and used by CCD Masters and CCD Calibrate.
 * "Refresh" rescans, re-reading only new or changed files.
 * Files that cannot be used (truncated, not FITS, not an image) are
-  listed under "Messages" with the reason; they do not stop the scan.
+  listed under "Messages" with the reason, and in Ginga's "Errors" tab;
+  they do not stop the scan.  A folder that cannot be scanned (a typo)
+  empties the tree, so nothing of the previous folder stays selected.
 
-**Watching a folder (quick-look at the telescope)**
+**Frame states**
 
-* Tick "Watch" to calibrate every new light as the camera writes it into
-  the raw folder.  Each one is calibrated with the masters of the CCD
-  Masters folder, written to "Output" (by default ``<raw>_reduced``,
-  next to the raw folder) and shown in the channel ``<channel>_cal``
-  (``Image_cal`` when you started from ``Image``) with "zscale" cut
-  levels.  New frames join the tree.
-* "Watch log" gets a line per frame: what happened, and which master
-  (with its version: frames and build time) was used for each step.
-  Problems (a file still unreadable after a while, a failed calibration)
-  and ignored files get a line too; the viewer keeps running.
-* A new bias, dark or flat makes the masters of its kind older than the
-  raw frames: CCD Masters marks them "stale".  With "Live masters" the
-  watcher rebuilds them before the next light, which then uses the new
-  version.
-* Tick "Poll (network drive)" when the raw folder is on a network drive,
-  whose changes the operating system does not report.
-* Untick "Watch" (or close the plugin) to stop; the frame being
-  calibrated is finished first.  Frames already in the folder when you
-  start are left alone: calibrate them with CCD Calibrate.
+The "State" column says what calibrating each light gave here (CCD
+Calibrate, CCD Watch): "calibrated", "partly calibrated: no master flat",
+"not calibrated: ..." or "failed: ...", coloured when something is
+missing.  The strip above the tree says for the selected light which
+masters of the masters folder fit it: "bias ✓ dark ✓ flat ✗".  Watching
+the folder as the camera writes into it is CCD Watch's job ("Watch..."
+opens it).
 
 **Header spellings**
 
@@ -65,7 +57,8 @@ flat, light) or ``[filters]``, e.g. ``FLAT-DK = dark`` or
 rescans the folder with them.
 
 The scan is shared with the other CCD plugins: "CCD Masters" builds
-masters from it and "CCD Calibrate" calibrates its light frames.
+masters from it, "CCD Calibrate" calibrates its light frames and "CCD
+Watch" adds the frames that arrive to it.
 
 **User Configuration**
 
@@ -75,203 +68,35 @@ Settings live in ``plugin_CCDBrowser.cfg`` in Ginga's settings folder:
 * ``exptime_tolerance`` (``0.5``): exposures this close (s) form a group.
 * ``recursive`` (``True``): scan sub-folders.
 * ``last_folder`` (``None``): folder shown when the plugin opens.
-* ``live_masters`` (``False``), ``poll`` (``False``): watch options.
-* ``poll_interval`` (``0.5``): seconds between looks at the folder when
-  polling, and how long a file must stay unchanged to count as complete.
-* ``channel_suffix`` (``"_cal"``), ``autocut_method`` (``"zscale"``):
-  the channel watched lights are shown in, and its cut levels.
+* ``channel_suffix`` (``"_cal"``): raw frames clicked while a
+  ``<channel>_cal`` channel is current go to ``<channel>``.
 """
 
 import os
-import time
-import traceback
 
 from ginga import GingaPlugin
 from ginga.gw import Widgets
 
 from .. import classify
 from ..errors import CcdcalError
+from ..describe import (aliases_text, format_number, frame_summary, group_summary,
+                        parse_aliases_text, parse_group_keys, state_text, type_text)
 from ..group import DEFAULT_GROUP_KEYS, DEFAULT_TOLERANCES, group_frames
+from ..match import match_light
 from ..scan import scan_folder
-from ..watch import FolderWatcher
-from .common import (CAL_SUFFIX, FRAME_TYPES, FolderRow, MessageArea, TaskPanel,
-                     action_button, add_close_help, button_row, default_output_folder,
-                     float_spin, get_session, panel_box, plugin_button,
-                     result_channel_name, show_calibrated)
+from .common import (CAL_SUFFIX, ChecklistStrip, FRAME_TYPES, FolderRow, MessageArea,
+                     OwnHelp, STATE_COLORS, TaskPanel, action_button, button_row,
+                     finish_panel, float_spin, get_session, panel_box, plugin_button,
+                     report_problem, wrapping_label)
 
-__all__ = ["CCDBrowser", "parse_group_keys", "group_summary", "frame_summary",
-           "aliases_text", "parse_aliases_text", "watch_result_lines"]
-
-# Section names of the spellings editor -> keys of the aliases file.
-_SECTIONS = {"types": "type", "type": "type", "filters": "filter", "filter": "filter"}
+__all__ = ["CCDBrowser"]
 
 _COLUMNS = [("File / group", "name"), ("Frames", "count"), ("Type", "type"),
-            ("Filter", "filter"), ("Exposure", "exptime"), ("CCD temp", "temp")]
+            ("Filter", "filter"), ("Exposure", "exptime"), ("CCD temp", "temp"),
+            ("State", "state")]
 
 
-def parse_group_keys(text):
-    """``"frametype, EXPTIME"`` -> ``('frametype', 'exptime')``; empty -> default.
-
-    Derived names are kept lower-case, header keywords as the user typed
-    them (look-ups are case-insensitive anyway).
-    """
-    keys = tuple(k.strip() for k in text.replace(";", ",").split(",") if k.strip())
-    return keys or DEFAULT_GROUP_KEYS
-
-
-def _fmt_number(value, fmt="{:g}"):
-    if value is None:
-        return ""
-    try:
-        return fmt.format(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _type_text(frame):
-    if frame.type_source == "guess":
-        return f"{frame.frametype} (guessed)"
-    if frame.type_source == "user":
-        return f"{frame.frametype} (set by you)"
-    return frame.frametype
-
-
-def _span(values, unit, fmt="{:g}"):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return "not in headers"
-    if values[0] == values[-1]:
-        return f"{fmt.format(values[0])} {unit}"
-    return f"{fmt.format(values[0])} to {fmt.format(values[-1])} {unit}"
-
-
-def frame_summary(frame):
-    """Lines describing one frame, for the message area."""
-    source = {"guess": "guessed from the pixels", "user": "set by you",
-              "unknown": "not in the header"}.get(frame.type_source,
-                                                  f"from {frame.type_source}")
-    return [f"{frame.name}: {frame.frametype} ({source})",
-            f"exposure {_fmt_number(frame.exptime)} s, filter {frame.filter}, "
-            f"CCD temperature {_fmt_number(frame.ccd_temp, '{:.1f}')} C",
-            f"{frame.shape[1]}x{frame.shape[0]} px, binning "
-            f"{frame.binning[0]}x{frame.binning[1]}, HDU {frame.hdu}",
-            frame.path]
-
-
-def group_summary(path_labels, frames):
-    """Lines describing a group of frames, for the message area.
-
-    This is a header summary (counts, ranges), not image statistics.
-    """
-    lines = [" / ".join(path_labels) + f": {len(frames)} frame(s)"]
-    if not frames:
-        return lines
-    types = {}
-    for f in frames:
-        types[f.frametype] = types.get(f.frametype, 0) + 1
-    lines.append("types: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
-    guessed = sum(1 for f in frames if f.guessed)
-    if guessed:
-        lines.append(f"{guessed} type(s) guessed from the pixels")
-    lines.append("exposure: " + _span([f.exptime for f in frames], "s"))
-    temps = [f.ccd_temp for f in frames]
-    lines.append("CCD temperature: " + _span(temps, "C", "{:.1f}"))
-    filters = sorted({str(f.filter) for f in frames if f.filter is not None})
-    lines.append("filters: " + (", ".join(filters) if filters else "none"))
-    shapes = sorted({f"{f.shape[1]}x{f.shape[0]} bin {f.binning[0]}x{f.binning[1]}"
-                     for f in frames})
-    lines.append("image size: " + ", ".join(shapes))
-    size = sum(f.size for f in frames)
-    lines.append(f"on disk: {size / 1e6:.1f} MB")
-    return lines
-
-
-def aliases_text(aliases):
-    """The spellings editor's text for ``aliases`` (`classify.load_aliases` form).
-
-    >>> print(aliases_text({'type': {'FLAT-DK': 'dark'}, 'filter': {}}))
-    [types]
-    FLAT-DK = dark
-    <BLANKLINE>
-    [filters]
-    """
-    aliases = aliases or {}
-    lines = ["[types]"]
-    lines += [f"{spelling} = {ours}" for spelling, ours
-              in sorted((aliases.get("type") or {}).items())]
-    lines += ["", "[filters]"]
-    lines += [f"{spelling} = {ours}" for spelling, ours
-              in sorted((aliases.get("filter") or {}).items())]
-    return "\n".join(lines)
-
-
-def parse_aliases_text(text):
-    """Read the spellings editor: ``header value = ours`` under ``[types]``/``[filters]``.
-
-    Blank lines and ``#`` comments are skipped.  The last ``=`` splits a
-    line, so a header value may itself hold one.
-
-    Returns
-    -------
-    dict
-        ``{'type': {...}, 'filter': {...}}``, ready for `classify.save_aliases`.
-
-    Raises
-    ------
-    CcdcalError
-        A line outside a section, without ``=``, with an empty side, or
-        naming a type that is not bias, dark, flat, light or unknown; the
-        message gives the line number.
-    """
-    aliases = {"type": {}, "filter": {}}
-    section = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = _SECTIONS.get(line[1:-1].strip().lower())
-            if section is None:
-                raise CcdcalError(f"line {number}: unknown section {line}; "
-                                  "use [types] or [filters]")
-            continue
-        if section is None:
-            raise CcdcalError(f"line {number}: put '{line}' under [types] or [filters]")
-        spelling, sep, ours = line.rpartition("=")
-        spelling, ours = spelling.strip(), ours.strip()
-        if not sep or not spelling or not ours:
-            raise CcdcalError(f"line {number}: '{line}' is not 'header value = ours'")
-        if section == "type":
-            ours = ours.lower()
-            if ours not in FRAME_TYPES:
-                raise CcdcalError(f"line {number}: '{ours}' is not a frame type; use "
-                                  f"one of {', '.join(FRAME_TYPES)}")
-        aliases[section][spelling] = ours
-    return aliases
-
-
-def watch_result_lines(result, clock=None):
-    """Watch-log lines for one `~ginga_ccdcal.watch.WatchResult`.
-
-    The first line says what happened to the file (prefixed with the time
-    ``clock``, e.g. ``'21:04:17'``, if given); for lights the next lines
-    name the master used for each step, with its version, and why.
-    """
-    if result.status == "problem":
-        first = f"{result.name}: {result.problem}"
-    else:
-        first = result.summary()
-    lines = [f"{clock} {first}" if clock else first]
-    lines += [f"    {line}" for line in result.lines]
-    return lines
-
-
-def _master_versions(masters):
-    """What changes when a master is rebuilt, added or removed."""
-    return sorted((m.path, m.version, m.mtime) for m in masters)
-
-
-class CCDBrowser(GingaPlugin.GlobalPlugin):
+class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
     """Folder scan, header-grouped tree, type overrides (see module help)."""
 
     def __init__(self, fv):
@@ -281,12 +106,14 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.settings.add_defaults(group_keys=", ".join(DEFAULT_GROUP_KEYS),
                                    exptime_tolerance=DEFAULT_TOLERANCES["exptime"],
                                    recursive=True, last_folder=None,
-                                   live_masters=False, poll=False, poll_interval=0.5,
-                                   channel_suffix=CAL_SUFFIX, autocut_method="zscale")
+                                   channel_suffix=CAL_SUFFIX)
         self.settings.load(onError="silent")
 
         self.session = get_session(fv)
         self.session.add_callback("scan-changed", self._scan_changed_cb)
+        self.session.add_callback("states-changed", self._states_changed_cb)
+        self.session.add_callback("scan-wanted", self._scan_wanted_cb)
+        self.session.add_callback("masters-changed", lambda *a: self.update_checklist())
         self.group_keys = parse_group_keys(self.settings.get("group_keys", ""))
         self.groups = []
         # tree path (tuple of keys) -> list of frames below it
@@ -300,14 +127,9 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self._quiet_show = False
         self._summary_lines = None
         self.aliases_path = None
-        # watch mode: 'off', 'scanning' (the tree first), 'starting', 'on', 'stopping'
-        self.watch_state = "off"
-        self.watcher = None
-        self.watch_folder = None
-        self.watch_chname = None
-        self.watch_result = None
-        self._watch_gen = 0
-        self._watch_masters = None
+        self._check_gen = 0
+        # problem lines already sent to the Errors tab (quiet rescans repeat them)
+        self._reported = set()
 
     # -- GUI -----------------------------------------------------------------
     def build_gui(self, container):
@@ -339,8 +161,9 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
                                       lambda: self.w.tree.expand_all(True))
         self.w.collapse = action_button("Collapse", "Close every group",
                                         lambda: self.w.tree.expand_all(False))
-        row = button_row(self.w.scan, self.w.refresh, self.w.expand, self.w.collapse)
-        # (after the row's spacer: the exposure tolerance sits on the right)
+        # on its own row, so the panel stays narrow on a laptop
+        row = Widgets.HBox()
+        row.set_spacing(4)
         row.add_widget(Widgets.Label("Exposure +/-"), stretch=0)
         self.w.tolerance = float_spin(
             self.settings.get("exptime_tolerance"), 0.0, 3600.0, 0.1, decimals=2,
@@ -348,7 +171,10 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.w.tolerance.add_callback("value-changed", self.tolerance_cb)
         row.add_widget(self.w.tolerance, stretch=0)
         row.add_widget(Widgets.Label("s"), stretch=0)
+        row.add_widget(Widgets.Label(""), stretch=1)
         top.add_widget(row, stretch=0)
+        top.add_widget(button_row(self.w.scan, self.w.refresh, self.w.expand,
+                                  self.w.collapse), stretch=0)
 
         self.task = TaskPanel(self.fv, "CCDBrowser")
         top.add_widget(self.task.get_widget(), stretch=0)
@@ -356,6 +182,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         tree = Widgets.TreeView(auto_expand=True, sortable=False,
                                 selection="multiple", use_alt_row_color=True)
         tree.add_callback("selected", self.select_cb)
+        # a panel that fits a laptop: the tree gives up room first, and scrolls
+        tree.set_min_size(0, 80)
         self.w.tree = tree
         top.add_widget(tree, stretch=1)
 
@@ -372,62 +200,28 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         row.add_widget(self.w.set_type, stretch=0)
         self.w.masters = plugin_button(self.fv, "Masters...", "CCDMasters",
                                        "Open CCD Masters to build masters from this scan")
+        self.w.watch = plugin_button(self.fv, "Watch...", "CCDWatch",
+                                     "Open CCD Watch to calibrate new lights as they arrive")
         row.add_widget(Widgets.Label(""), stretch=1)
         row.add_widget(self.w.masters, stretch=0)
+        row.add_widget(self.w.watch, stretch=0)
         top.add_widget(row, stretch=0)
+        self.checklist = ChecklistStrip()
+        top.add_widget(self.checklist.get_widget(), stretch=0)
 
-        top.add_widget(self._build_watch(), stretch=0)
         top.add_widget(self._build_aliases(), stretch=0)
 
         self.messages = MessageArea("Messages", max_height=90)
         top.add_widget(self.messages.get_widget(), stretch=0)
 
-        add_close_help(self, top)
-
-        container.add_widget(top, stretch=1)
+        finish_panel(self, container, top)
         self.gui_up = True
-
-    def _build_watch(self):
-        fr = Widgets.Frame("Watch (quick-look)")
-        box = Widgets.VBox()
-        box.set_spacing(2)
-        self.out_row = FolderRow("Output:", tooltip="Watched lights are calibrated "
-                                 "into this folder; Enter makes it the output of "
-                                 "every CCD plugin")
-        self.out_row.add_callback("activated", self.output_folder_cb)
-        box.add_widget(self.out_row.get_widget(), stretch=0)
-        self.w.watch = Widgets.CheckBox("Watch")
-        self.w.watch.set_tooltip("Calibrate each new light in the raw folder as it "
-                                 "arrives and show it in <channel>_cal")
-        self.w.watch.add_callback("activated", self.watch_cb)
-        self.w.live = Widgets.CheckBox("Live masters")
-        self.w.live.set_state(bool(self.settings.get("live_masters", False)))
-        self.w.live.set_tooltip("Rebuild the masters new bias, dark or flat frames "
-                                "make stale, before the next light")
-        self.w.poll = Widgets.CheckBox("Poll (network drive)")
-        self.w.poll.set_state(bool(self.settings.get("poll", False)))
-        self.w.poll.set_tooltip("Look at the folder every "
-                                f"{self.settings.get('poll_interval', 0.5):g} s instead "
-                                "of waiting for the system's notifications")
-        row = button_row(self.w.watch, self.w.live, self.w.poll)
-        box.add_widget(row, stretch=0)
-        self.w.watch_status = Widgets.Label("Not watching.", halign="left")
-        box.add_widget(self.w.watch_status, stretch=0)
-        fr.set_widget(box)
-        self.watch_log = MessageArea("Watch log", max_height=110)
-        outer = Widgets.VBox()
-        outer.set_spacing(2)
-        outer.add_widget(fr, stretch=0)
-        outer.add_widget(self.watch_log.get_widget(), stretch=0)
-        # the log takes room only once there is something to log
-        self.watch_log.get_widget().hide()
-        return outer
 
     def _build_aliases(self):
         exp = Widgets.Expander("Header spellings")
         box = Widgets.VBox()
         box.set_spacing(2)
-        self.w.aliases_help = Widgets.Label("", halign="left")
+        self.w.aliases_help = wrapping_label()
         box.add_widget(self.w.aliases_help, stretch=0)
         self.w.aliases = Widgets.TextArea(wrap=False, editable=True)
         self.w.aliases.set_tooltip("One 'header value = ours' per line, under "
@@ -450,8 +244,7 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.w.group_by.set_text(", ".join(self.group_keys))
         folder = self.session.folder or self.settings.get("last_folder", None)
         self.folder_row.set_path(folder)
-        self.out_row.set_path(self._default_output(folder))
-        self._show_watch_state()
+        self.checklist.set_match(None, "select a light")
         if self.session.scan is not None:
             self._show_scan(self.session.scan)
         else:
@@ -459,16 +252,13 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.load_aliases(quiet=True)
 
     def stop(self):
-        self.stop_watch()
         self._rescan_pending = None
         if self.task is not None and self.task.busy:
             self.task.cancel()
         self.settings.set(group_keys=", ".join(self.group_keys),
                           exptime_tolerance=float(self.w.tolerance.get_value()),
                           recursive=self.w.recursive.get_state(),
-                          last_folder=self.session.folder,
-                          live_masters=self.w.live.get_state(),
-                          poll=self.w.poll.get_state())
+                          last_folder=self.session.folder)
         self.gui_up = False
 
     def close(self):
@@ -481,14 +271,8 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
     # -- state the other plugins and tests read ------------------------------
     @property
     def busy(self):
-        """True while a scan runs, or the watch is starting or stopping."""
-        return ((self.task is not None and self.task.busy)
-                or self.watch_state in ("starting", "stopping"))
-
-    @property
-    def watching(self):
-        """True while a watcher runs (from started until it is told to stop)."""
-        return self.watch_state == "on"
+        """True while a scan runs."""
+        return self.task is not None and self.task.busy
 
     @property
     def scan_result(self):
@@ -496,11 +280,9 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         return self.session.scan
 
     def cancel(self):
-        """Stop the scan in progress, and a watch that is still starting."""
+        """Stop the scan in progress."""
         if self.task is not None:
             self.task.cancel()
-        if self.watch_state in ("scanning", "starting"):
-            self.stop_watch()
 
     # -- scanning ------------------------------------------------------------
     def set_folder(self, folder):
@@ -566,8 +348,10 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             self.session.set_scan(folder, result)
         finally:
             self._quiet_show = False
-        if self.watch_state == "scanning" and folder == self.watch_folder:
-            self._launch_watcher()
+        lines = {str(problem) for problem in result.problems}
+        for line in sorted(lines if not quiet else lines - self._reported):
+            report_problem(self.fv, f"CCD Browser: {line}")
+        self._reported = lines
         if self._rescan_pending is not None and self.gui_up:
             reuse, quiet = self._rescan_pending
             self._rescan_pending = None
@@ -575,18 +359,36 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
 
     def _scan_failed(self, message, cancelled):
         self._rescan_pending = None
-        if self.watch_state == "scanning":
-            self._watch_stopped_cb(None, "the folder could not be scanned")
         if cancelled:
             self.messages.set_lines(["Scan cancelled; the tree shows the previous scan."])
-        else:
-            self.messages.set_lines([f"Scan failed: {message}"])
+            return
+        # The tree must not go on showing (and offering to Set type) the
+        # frames of a folder the user has left.
+        self.session.set_scan(None, None)
+        self.messages.set_lines([f"Scan failed: {message}"])
+        report_problem(self.fv, f"CCD Browser: scan failed: {message}")
 
     def _scan_changed_cb(self, session, scan):
         if self.gui_up:
-            if self.watch_state == "off":
-                self.out_row.set_path(self._default_output(session.folder))
             self._show_scan(scan)
+            self.update_checklist()
+
+    def _scan_wanted_cb(self, session, folder, quiet):
+        """CCD Watch saw new frames in ``folder`` (or starts watching it)."""
+        if not self.gui_up:
+            self.fv.start_global_plugin(str(self), raise_tab=False)
+        if quiet and session.folder != os.path.abspath(folder):
+            return
+        self.folder_row.set_path(folder)
+        self.scan(reuse=True, folder=folder, quiet=quiet)
+
+    def _states_changed_cb(self, session, paths):
+        if not self.gui_up:
+            return
+        by_path = {os.path.abspath(f.path): p for p, f in self._leaf_frames.items()}
+        for path in paths:
+            if path in by_path:
+                self._show_state(by_path[path], path)
 
     # -- the tree --------------------------------------------------------------
     def group_by_cb(self, w):
@@ -611,10 +413,11 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
 
     def _show_scan(self, scan):
         if scan is None:
-            # the session was reset: nothing to show
+            # the session was reset, or the folder could not be scanned
             self.groups = []
             self._path_frames, self._path_labels, self._leaf_frames = {}, {}, {}
             self.w.tree.clear()
+            self._summary_lines = None
             return
         selected = self.w.tree.get_selected_paths()
         self.groups = group_frames(scan.frames, self.group_keys, self.tolerances())
@@ -628,10 +431,11 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.w.tree.expand_all(True)
         self.w.tree.set_optimal_column_widths()
         for path, frame in self._leaf_frames.items():
-            if frame.guessed:
+            if frame.guessed or getattr(frame, "type_note", None):
                 self.w.tree.set_cell_color(list(path), "type", fg="darkorange", bold=True)
             elif frame.type_source == "user":
                 self.w.tree.set_cell_color(list(path), "type", fg="blue")
+            self._show_state(path, frame.path, redraw=False)
         # a rescan keeps the rows the user selected (without reloading them)
         known = set(self._leaf_frames) | set(self._path_frames)
         self.w.tree.set_selected([p for p in selected if tuple(p) in known])
@@ -653,11 +457,26 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             return
         for frame in group.frames:
             name = os.path.relpath(frame.path, root) if root else frame.path
-            node[name] = {"name": name, "count": "", "type": _type_text(frame),
+            node[name] = {"name": name, "count": "", "type": type_text(frame),
                           "filter": frame.filter or "",
-                          "exptime": _fmt_number(frame.exptime),
-                          "temp": _fmt_number(frame.ccd_temp, "{:.1f}")}
+                          "exptime": format_number(frame.exptime),
+                          "temp": format_number(frame.ccd_temp, "{:.1f}"), "state": ""}
             self._leaf_frames[path + (name,)] = frame
+
+    def _show_state(self, tree_path, frame_path, redraw=True):
+        """The State cell of one file row, coloured when something is missing."""
+        state = self.session.frame_state(frame_path)
+        if state is None:
+            return
+        item = self.w.tree._path_to_item(list(tree_path))
+        if item is None:
+            return
+        column = [key for _, key in _COLUMNS].index("state")
+        item.setText(column, state_text(*state))
+        color = STATE_COLORS.get(state[0])
+        if color:
+            self.w.tree.set_cell_color(list(tree_path), "state", fg=color,
+                                       bold=state[0] != "calibrated")
 
     def _scan_lines(self, scan):
         counts = scan.counts()
@@ -669,6 +488,10 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             lines.append(f"{len(guessed)} frame(s) had no type in the header; the "
                          "type was guessed (orange). Check them and use 'Set type' "
                          "if a guess is wrong.")
+        overruled = [f for f in scan.frames if getattr(f, "type_note", None)]
+        if overruled:
+            lines.append(f"{len(overruled)} frame(s) are not the type their header "
+                         "says (orange, \"not the header's\"): click one for why.")
         if scan.products:
             lines.append(f"{len(scan.products)} file(s) made by ginga-ccdcal "
                          "(masters, calibrated frames) skipped.")
@@ -698,7 +521,12 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         path = paths[-1]
         if path in self._leaf_frames:
             frame = self._leaf_frames[path]
-            self.messages.set_lines(frame_summary(frame))
+            lines = frame_summary(frame)
+            state = self.session.frame_state(frame.path)
+            if state is not None:
+                lines.insert(1, "calibration here: " + state_text(*state))
+            self.messages.set_lines(lines)
+            self.update_checklist()
             if len(paths) == 1:
                 self.load_frame(frame)
             return
@@ -752,239 +580,55 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
         self.set_frame_type(frames, self.w.type.get_text())
 
     def set_frame_type(self, frames, frametype):
-        """Give ``frames`` the type ``frametype`` and rescan (kept for rescans)."""
+        """Give ``frames`` the type ``frametype`` and rescan (kept for rescans).
+
+        Only frames of the folder the tree shows; returns False (and
+        changes nothing) for any other.
+        """
         if frametype not in FRAME_TYPES:
             raise CcdcalError(f"unknown frame type {frametype!r}")
+        shown = {os.path.abspath(f.path) for f in self.session.frames()}
+        strays = [f for f in frames if os.path.abspath(f.path) not in shown]
+        if strays or not frames:
+            self.messages.set_lines([f"{strays[0].name if strays else 'nothing'}: not a "
+                                     "frame of the folder shown; type not changed."])
+            return False
         for frame in frames:
             self.session.overrides[frame.path] = frametype
         self.messages.set_lines([f"{len(frames)} frame(s) set to {frametype}; "
                                  "regrouping..."])
         return self.scan(reuse=True)
 
-    # -- watch mode ------------------------------------------------------------
-    def _default_output(self, folder):
-        """The output folder shown for raw ``folder``.
-
-        The session's (the user's choice, or the default of the scanned
-        folder) when ``folder`` is the scanned one, else the default
-        sibling ``<folder>_reduced``.
-        """
-        if not folder:
-            return self.session.output_folder
-        if self.session.folder == os.path.abspath(folder):
-            return self.session.output_folder
-        return default_output_folder(folder)
-
-    def output_folder_cb(self, row, path):
-        self.session.output_folder = path
-        # the default masters folder lives in the output folder
-        self.session.masters_built()
-
-    def watch_cb(self, w, state):
-        if state:
-            self.start_watch()
-        else:
-            self.stop_watch()
-
-    def start_watch(self):
-        """Watch the raw folder: calibrate and show each new light.
-
-        The folder is scanned first if the tree does not show it.  The
-        watcher starts in a worker thread (a network drive may take a
-        while to list); `watching` is True once it runs.
-
-        Returns
-        -------
-        bool
-            False if nothing was started (no folder, or a watch running
-            or still stopping).
-        """
-        if self.watch_state != "off":
-            if self.watch_state == "stopping":
-                self.watch_log_line("The previous watch is still stopping; "
-                                    "tick Watch again in a moment.")
-            self._show_watch_state()
-            return False
-        folder = self.folder_row.get_path()
-        if not folder or not os.path.isdir(folder):
-            self.watch_log_line(f"Cannot watch {folder}: no such folder." if folder
-                                else "Choose the raw folder to watch first.")
-            self._show_watch_state()
-            return False
-        if self.task.busy:
-            self.watch_log_line("A scan is running: tick Watch once it is done.")
-            self._show_watch_state()
-            return False
-        self.watch_folder = os.path.abspath(folder)
-        if self.session.folder == self.watch_folder and self.session.scan is not None:
-            self._launch_watcher()
-        else:
-            # the tree shows the watched folder, so new frames can join it
-            self.watch_state = "scanning"
-            self.scan(folder=self.watch_folder)
-            self._show_watch_state()
-        return True
-
-    def _launch_watcher(self):
-        raw = self.watch_folder
-        out = self.out_row.get_path() or self._default_output(raw)
-        if out != self.session.output_folder:
-            self.session.output_folder = out
-            self.session.masters_built()
-        masters_dir = self.session.masters_folder
-        self.watch_chname = result_channel_name(
-            self.raw_channel(), self.settings.get("channel_suffix", CAL_SUFFIX))
-        live = self.w.live.get_state()
-        poll = self.w.poll.get_state()
-        recursive = self.w.recursive.get_state()
-        aliases = self.session.aliases
-        interval = float(self.settings.get("poll_interval", 0.5))
-        self._watch_gen += 1
-        gen = self._watch_gen
-        self.watch_state = "starting"
-        self._watch_masters = None
-        self.watch_log.get_widget().show()
-        self.watch_log_line(f"Starting to watch {raw}: lights calibrated into {out} "
-                            f"with the masters in {masters_dir}, shown in "
-                            f"{self.watch_chname}" + ("; live masters" if live else ""))
-        self._show_watch_state()
-
-        def start():
-            try:
-                watcher = FolderWatcher(
-                    raw, out, masters_dir=masters_dir, poll=poll, poll_interval=interval,
-                    rebuild_masters=live, existing=False, aliases=aliases,
-                    recursive=recursive,
-                    on_result=lambda r: self.fv.gui_do(self._watch_result_cb, gen, r),
-                    on_event=lambda t: self.fv.gui_do(self._watch_event_cb, gen, t))
-                watcher.start()
-            except CcdcalError as exc:
-                self.fv.gui_do(self._watch_stopped_cb, None, str(exc))
-            except Exception as exc:  # a bug: log it fully, tell the user briefly
-                self.logger.error(f"CCDBrowser: cannot start watching: {exc}\n"
-                                  + traceback.format_exc())
-                self.fv.gui_do(self._watch_stopped_cb, None,
-                               f"unexpected error ({exc.__class__.__name__}: {exc}); "
-                               "details are in Ginga's log")
-            else:
-                self.fv.gui_do(self._watch_started_cb, watcher)
-
-        self.fv.nongui_do(start)
-
-    def _watch_started_cb(self, watcher):
-        if self.watch_state != "starting":
-            # unticked (or closed) while it started
-            self._stop_watcher(watcher)
-            return
-        self.watcher = watcher
-        self.watch_state = "on"
-        self._watch_masters = _master_versions(watcher.masters)
-        self._show_watch_state()
-
-    def stop_watch(self):
-        """Stop watching; the watcher's threads are joined in a worker thread.
-
-        The frame being calibrated is finished (and shown) first.  Returns
-        False if there was nothing to stop.
-        """
-        state = self.watch_state
-        if state == "scanning":
-            self.watch_state = "off"
-            self.watch_log_line("Watch not started.")
-        elif state == "starting":
-            # the start thread hands the watcher over, and it is stopped then
-            self.watch_state = "stopping"
-        elif state == "on":
-            watcher, self.watcher = self.watcher, None
-            self._stop_watcher(watcher)
-        else:
-            return False
-        self._show_watch_state()
-        return True
-
-    def _stop_watcher(self, watcher):
-        self.watch_state = "stopping"
-
-        def stop():
-            try:
-                watcher.stop()
-            finally:
-                self.fv.gui_do(self._watch_stopped_cb, watcher, None)
-
-        self.fv.nongui_do(stop)
-
-    def _watch_stopped_cb(self, watcher, problem):
-        self.watch_state = "off"
-        self.watcher = None
-        if problem:
-            self.watch_log_line(f"Cannot watch: {problem}")
-        elif watcher is not None:
-            counts = ", ".join(f"{n} {status}" for status, n in watcher.counts.items() if n)
-            self.watch_log_line(f"Stopped watching {watcher.raw_dir}"
-                                + (f" ({counts})." if counts else "; no new frames."))
-        self._show_watch_state()
-
-    def _show_watch_state(self):
-        """Bring the watch widgets in line with `watch_state`."""
+    # -- the checklist -------------------------------------------------------------
+    def update_checklist(self):
+        """Match the selected light to the masters (off the GUI thread) and show it."""
         if not self.gui_up:
             return
-        state = self.watch_state
-        self.w.watch.set_state(state in ("scanning", "starting", "on"))
-        for widget in (self.w.live, self.w.poll, self.out_row.entry, self.out_row.browse):
-            widget.set_enabled(state == "off")
-        watcher = self.watcher
-        if state == "on" and watcher is not None:
-            counts = watcher.counts
-            text = (f"Watching {watcher.raw_dir} ({watcher.mode}): "
-                    f"{counts['calibrated']} calibrated, "
-                    f"{counts['calibration']} calibration frame(s), "
-                    f"{counts['problem']} problem(s)")
+        frames = [f for f in self.selected_frames() if f.frametype == "light"]
+        if not frames:
+            self.checklist.set_match(None, "select a light")
+            return
+        light, folder = frames[-1], self.session.masters_folder
+        self._check_gen += 1
+        gen = self._check_gen
+
+        def work():
+            try:
+                masters = self.session.masters_in(folder)
+                match = match_light(light, masters) if masters else None
+            except CcdcalError:
+                match = None
+            self.fv.gui_do(self._show_checklist, gen, light, match, folder)
+
+        self.fv.nongui_do(work)
+
+    def _show_checklist(self, gen, light, match, folder):
+        if gen != self._check_gen or not self.gui_up:
+            return
+        if match is None:
+            self.checklist.set_match(None, f"no masters in {folder}")
         else:
-            text = {"scanning": "Scanning the folder before watching...",
-                    "starting": "Starting...", "stopping": "Stopping...",
-                    "off": "Not watching."}.get(state, state)
-        self.w.watch_status.set_text(text)
-
-    def watch_log_line(self, text):
-        """Add a time-stamped line to the watch log (shown from now on)."""
-        if not self.gui_up:
-            return
-        self.watch_log.get_widget().show()
-        self.watch_log.add_line(f"{time.strftime('%H:%M:%S')} {text}")
-
-    def _watch_event_cb(self, gen, text):
-        if gen == self._watch_gen:
-            self.watch_log_line(text)
-
-    def _watch_result_cb(self, gen, result):
-        """A file was handled by the watcher (GUI thread)."""
-        if gen != self._watch_gen or not self.gui_up:
-            return
-        self.watch_result = result
-        self.watch_log.get_widget().show()
-        for line in watch_result_lines(result, time.strftime("%H:%M:%S")):
-            self.watch_log.add_line(line)
-        if result.status == "calibrated":
-            show_calibrated(self.fv, result.ccd, result.output, self.watch_chname,
-                            self.settings.get("autocut_method", "zscale"))
-        if result.status == "calibration" and result.stale:
-            self.session.report_stale(result.stale)
-        if result.status in ("calibrated", "exists", "calibration"):
-            self._watch_masters_changed()
-            if self.session.folder == self.watch_folder:
-                # the new frame joins the tree; unchanged files are not re-read
-                self.scan(reuse=True, folder=self.watch_folder, quiet=True)
-        self._show_watch_state()
-
-    def _watch_masters_changed(self):
-        """Tell the other plugins when the watcher rebuilt masters (live masters)."""
-        watcher = self.watcher
-        if watcher is None:
-            return
-        versions = _master_versions(watcher.masters)
-        if versions != self._watch_masters:
-            self._watch_masters = versions
-            self.session.masters_built()
+            self.checklist.set_match(match, f"for {light.name}")
 
     # -- the user's header spellings ---------------------------------------------
     def load_aliases(self, quiet=False):
@@ -1036,9 +680,6 @@ class CCDBrowser(GingaPlugin.GlobalPlugin):
             return False
         self.aliases_path = path
         self.session.aliases = aliases
-        if self.watcher is not None:
-            # read by the watcher for each new file
-            self.watcher.aliases = aliases
         count = sum(len(v) for v in aliases.values())
         lines = [f"{count} spelling(s) saved in {path}."]
         folder = self.session.folder or self.folder_row.get_path()
