@@ -8,11 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from watchdog.events import FileOpenedEvent
 
 from ginga_ccdcal import watch
 from ginga_ccdcal.calibrate import calibrate_frame
@@ -89,6 +91,125 @@ def test_preallocated_file_is_calibrated_only_once_filled(site):
     assert calibrated, [r.summary() for r in results]
     np.testing.assert_array_equal(fits.getdata(site.out / "prealloc.fits"),
                                   expected(str(path), site.masters_dir).data)
+
+
+def fill_later(site, path, hold):
+    """Pre-allocate ``path`` (header, then zeros to full size), let three
+    viewers read its header, call ``hold()`` while the writer keeps it
+    open, then fill it and close it.  Returns what ``hold`` returned."""
+    data = site.frame_bytes()
+    header_end = data.index(b"END" + b" " * 77) + 80
+    header_end += -header_end % 2880
+    with open(path, "wb") as stream:
+        stream.write(data[:header_end])
+        stream.truncate(len(data))          # full size, data all zeros
+        stream.flush()
+        # Viewers read it meanwhile (their opens and closes say nothing
+        # about the writer).
+        for _ in range(3):
+            assert fits.getheader(path)["NAXIS"] == 2
+        held = hold()
+        stream.seek(header_end)
+        stream.write(data[header_end:])
+    return held
+
+
+def test_preallocated_file_waits_for_its_writer_when_events_lag(site, monkeypatch):
+    """The observer's thread is starved: the writer's "opened" is dispatched
+    long after "created".  The creation alone says a writer holds the file
+    (creating a file opens it), so the zeros are never calibrated."""
+    release, held = threading.Event(), threading.Event()
+    real = watch._Handler.on_any_event
+
+    def lagging(handler, event):
+        if isinstance(event, FileOpenedEvent) and not held.is_set():
+            held.set()
+            release.wait(WAIT)          # every later event waits behind it
+        real(handler, event)
+
+    monkeypatch.setattr(watch._Handler, "on_any_event", lagging)
+    col = Collector()
+    path = site.raw / "prealloc.fits"
+
+    def hold():
+        wait_until(held.is_set, "the writer's open to be held back")
+        early = col.settle(10 * 0.3)    # ten settle times: "created" only
+        release.set()
+        return early + col.settle(10 * 0.3)   # then every event, readers too
+
+    with site.watcher(col, settle=0.3) as watcher:
+        if watcher.mode != "native" or not sys.platform.startswith("linux"):
+            pytest.skip("no close-after-write events on this system")
+        try:
+            early = fill_later(site, path, hold)
+        finally:
+            release.set()
+        col.wait_for(1)
+        results = col.settle()
+    assert early == [], [r.summary() for r in early]
+    assert [r.status for r in results] == ["calibrated"], [r.summary() for r in results]
+    np.testing.assert_array_equal(fits.getdata(site.out / "prealloc.fits"),
+                                  expected(str(path), site.masters_dir).data)
+
+
+def test_file_moved_in_from_outside_is_complete_at_once(site, tmp_path):
+    """A rename into the folder (from outside it: watchdog would call it
+    "created") brings a finished file: no settle time, no writer to wait for."""
+    outside = tmp_path / "camera-temp"
+    outside.mkdir()
+    staged = outside / "moved.fits"
+    staged.write_bytes(site.frame_bytes())
+    col = Collector()
+    with site.watcher(col, settle=600.0) as watcher:   # never by time here
+        if watcher.mode != "native" or not sys.platform.startswith("linux"):
+            pytest.skip("no rename events on this system")
+        os.rename(staged, site.raw / "moved.fits")
+        results = col.wait_for(1)
+    assert [r.status for r in results] == ["calibrated"], [r.summary() for r in results]
+
+
+def test_folder_moved_in_is_judged_by_time_not_held(site, tmp_path):
+    """A folder of finished frames renamed in: watchdog reports each file
+    "created" after the folder, yet no writer holds them (they are not
+    waited for as if open, which would take a minute)."""
+    night = tmp_path / "night"
+    night.mkdir()
+    for i in range(3):
+        (night / f"N{i}.fits").write_bytes(site.frame_bytes())
+    col = Collector()
+    with site.watcher(col, settle=0.3):
+        os.rename(night, site.raw / "night")
+        results = col.wait_for(3)
+    assert sorted(r.name for r in results) == [os.path.join("night", f"N{i}.fits")
+                                               for i in range(3)]
+    assert all(r.status == "calibrated" for r in results), [r.summary() for r in results]
+
+
+@pytest.mark.parametrize("kinds, writing, closed", [
+    # open(name, "w") creates and opens in one call: held from "created" on,
+    # even while its "opened" has not been dispatched yet; counted once.
+    (["created"], True, False),
+    (["created", "modified"], True, False),
+    (["created", "opened", "modified"], True, False),
+    (["created", "opened", "modified", "closed"], False, True),
+    # Readers opening and closing never end the writer's hold, whether their
+    # events come before or after the writer's own "opened".
+    (["created", "opened", "modified"] + ["opened", "closed_no_write"] * 3, True, False),
+    (["created"] + ["opened", "closed_no_write"] * 3 + ["opened", "modified"], True, False),
+    # Created without write access, or by a hard link that a reader opened:
+    # nobody holds it, judged by time.
+    (["created", "opened", "closed_no_write"], False, False),
+    # Renamed into place: done.
+    (["moved"], False, True),
+    # An open the watcher did not see (before the watch began): judged by time.
+    (["modified"], False, False),
+    (["opened", "modified", "closed_no_write"], False, False),
+])
+def test_open_close_events_decide_who_holds_a_file(kinds, writing, closed):
+    events = watch._Events()
+    for kind in kinds:
+        events.note(kind)
+    assert (events.writing, events.closed) == (writing, closed)
 
 
 # -- item 8: a raw file overwritten ----------------------------------------------
