@@ -18,15 +18,19 @@ When is a file complete?
     changing, never from its size alone (copy tools and some camera
     programs create the file at full size and fill it afterwards):
 
-    * on Linux with the native observer, a file its writer was seen
-      opening is complete once the writer closed it (or renamed it into
-      place) and its size and modification time have not changed since;
-      a writer that keeps it open is waited for up to
-      `OPEN_WRITER_TIMEOUT`, however long the file sits unchanged;
-    * a file reported closed after writing is complete at once;
-    * otherwise (polling, other systems, files found by a scan, writers
-      that opened the file before it was watched) once its size and
-      modification time have not changed for ``settle`` seconds.
+    * on Linux with the native observer, a file created while watched
+      (creating a file opens it), or changed by a writer seen opening it,
+      is held by that writer until it is closed after writing, however
+      long it sits unchanged (up to `OPEN_WRITER_TIMEOUT`, in case the
+      close was lost).  Its creation alone says so: the writer's "opened"
+      may be reported late (a busy machine).  Readers' opens and closes
+      (a viewer) never end the writer's hold;
+    * a file reported closed after writing, or renamed into the folder
+      (from inside or outside it), is complete at once;
+    * otherwise (polling, other systems, files found by a scan, also in
+      a folder that just appeared, writers that opened the file before it
+      was watched) once its size and modification time have not changed
+      for ``settle`` seconds.
 
     A complete file is read once its header parses and the data it
     announces are all there (`ginga_ccdcal.fitsfile.read_header`).  One
@@ -78,6 +82,13 @@ from dataclasses import dataclass, field
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
+
+if sys.platform.startswith("linux"):
+    # Its "full events" report a file renamed in from outside the folder as
+    # moved (a finished file), not as created (a file a writer holds).
+    from watchdog.observers.inotify import InotifyObserver
+else:
+    InotifyObserver = None
 
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
@@ -248,24 +259,39 @@ class _Events:
     """What the observer said about one file, in order.
 
     ``opens``: opened and not yet closed, by anyone (readers too: the
-    system does not say who); ``writing``: changed while open, so a writer
-    holds it (Linux reports opens and closes; an open from before the
-    folder was watched is not seen, and such a file is judged by time);
-    ``changed``: created or modified since the last close after writing;
-    ``closed``: closed after writing (or renamed into place) since.
+    system does not say who), its creator counted from "created" on;
+    ``creating``: created, and the creator's own "opened" (which follows,
+    maybe late) not heard yet, so it is not counted twice; ``writing``: a
+    writer holds it: created, or changed while open (Linux reports opens
+    and closes; an open from before the folder was watched is not seen,
+    and such a file is judged by time); ``changed``: created or modified
+    since the last close after writing; ``closed``: closed after writing
+    (or renamed into place) since.
     """
 
     opens: int = 0
+    creating: bool = False
     writing: bool = False
     changed: bool = False
     closed: bool = False
 
     def note(self, kind):
-        if kind == "opened":
+        if kind == "created":
+            # open(name, "w") creates and opens in one call: the creator
+            # holds the file from now on, even if the observer's thread has
+            # not passed its "opened" on yet (a busy machine).
             self.opens += 1
+            self.creating = True
+            self.changed, self.closed, self.writing = True, False, True
+        elif kind == "opened":
+            if self.creating:
+                self.creating = False   # the creator's: counted at "created"
+            else:
+                self.opens += 1
         elif kind == "closed_no_write":
             # A reader (a writer's close says "closed"): nobody left open
-            # means the writer, if any, was never seen opening it.
+            # means the writer, if any, was never seen opening it (a file
+            # created without write access, or by a hard link).
             self.opens = max(0, self.opens - 1)
             self.writing = self.writing and self.opens > 0
         elif kind in _CHANGE_EVENTS:
@@ -296,15 +322,20 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event):
         kind = event.event_type
-        src = os.fsdecode(event.src_path)
+        # Full events: a rename from outside the folder has no source, one
+        # to outside no destination (older watchdog: None, newer: "").
+        src = os.fsdecode(event.src_path or "")
+        dest = os.fsdecode(getattr(event, "dest_path", None) or "")
         if event.is_directory:
-            if kind in ("created", "moved"):
+            if kind in ("created", "moved") and (dest or src):
                 # A folder that arrives with files in it: look inside.
-                self._watcher._touch_tree(os.fsdecode(getattr(event, "dest_path", "") or src))
+                self._watcher._touch_tree(dest or src, walked=True)
             return
         if kind == "moved":
-            self._watcher._touch(src, "deleted")
-            self._watcher._touch(os.fsdecode(event.dest_path), "moved")
+            if src:
+                self._watcher._touch(src, "deleted")
+            if dest:
+                self._watcher._touch(dest, "moved")
         elif kind in _DONE_EVENTS + _CHANGE_EVENTS + _OPEN_EVENTS + ("deleted",):
             self._watcher._touch(src, kind)
 
@@ -442,6 +473,9 @@ class FolderWatcher:
         self._dirty = {}          # path -> last event type, from any thread
         self._pending = {}        # path -> _Pending (checker thread only)
         self._events = {}         # path -> _Events, what the observer said
+        # Files found in a folder as it appeared: watchdog reports them
+        # "created" too (after the folder), which says nothing of a writer.
+        self._walked = set()
         self._done = {}           # path -> signature handled (checker thread only)
         self._queue = queue.Queue()
         self._inflight = 0        # jobs queued or being worked on
@@ -566,7 +600,8 @@ class FolderWatcher:
     def _start_observer(self):
         if not self.poll:
             try:
-                observer = Observer()
+                observer = (InotifyObserver(generate_full_events=True)
+                            if InotifyObserver is not None else Observer())
                 observer.schedule(_Handler(self), self.raw_dir, recursive=self.recursive)
                 observer.start()
             except OSError as exc:
@@ -623,7 +658,14 @@ class FolderWatcher:
         if not self._candidate(path):
             return
         with self._lock:
-            if kind != "scan":
+            if kind == "deleted":
+                # Whatever was said of the old file is not about a new one.
+                self._events.pop(path, None)
+                self._walked.discard(path)
+            elif kind == "created" and path in self._walked:
+                self._walked.discard(path)
+                kind = "modified"   # found already there, not seen created
+            if kind not in ("scan", "deleted"):
                 events = self._events.setdefault(path, _Events())
                 events.note(kind)
                 if events == _Events():
@@ -634,8 +676,13 @@ class FolderWatcher:
                 self._dirty[path] = kind
         self._wake.set()
 
-    def _touch_tree(self, top):
+    def _touch_tree(self, top, walked=False):
+        """Look at every file under ``top``; ``walked``: a folder that just
+        appeared (its files are reported "created" next)."""
         for path in self._walk(top):
+            if walked:
+                with self._lock:
+                    self._walked.add(os.path.abspath(path))
             self._touch(path, "scan")
 
     # -- the checker thread: is a file complete? -------------------------------
@@ -742,6 +789,7 @@ class FolderWatcher:
         with self._lock:
             self._pending.pop(path, None)
             self._events.pop(path, None)
+            self._walked.discard(path)
 
     def _enqueue(self, path, sig, job):
         with self._lock:
