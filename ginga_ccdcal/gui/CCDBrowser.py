@@ -91,9 +91,10 @@ from .common import (CAL_SUFFIX, ChecklistStrip, FRAME_TYPES, FolderRow, Message
 
 __all__ = ["CCDBrowser"]
 
+# The state beside the type: what an observer looks for first.
 _COLUMNS = [("File / group", "name"), ("Frames", "count"), ("Type", "type"),
-            ("Filter", "filter"), ("Exposure", "exptime"), ("CCD temp", "temp"),
-            ("State", "state")]
+            ("State", "state"), ("Filter", "filter"), ("Exposure", "exptime"),
+            ("CCD temp", "temp")]
 
 
 class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):

@@ -106,7 +106,7 @@ N_STEP_PANELS = 5
 #: Channel a step is sent to ("To channel").
 STEPS_CHANNEL = "Steps"
 #: Characters per line of a step's note (the panels are narrow).
-NOTE_WIDTH = 40
+NOTE_WIDTH = 32
 
 
 def _option_text(value):
@@ -132,7 +132,7 @@ class _StepPanel:
         self.widget.add_widget(row, stretch=0)
         self.step = None
         viewer = Viewers.CanvasView(logger=logger)
-        viewer.set_desired_size(230, 170)
+        viewer.set_desired_size(180, 130)
         viewer.enable_autozoom("on")
         viewer.enable_autocuts("off")
         viewer.set_bg(0.2, 0.2, 0.2)
