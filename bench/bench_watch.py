@@ -21,11 +21,20 @@ calibrated exactly once, whether the first output equals
 `ginga_ccdcal.calibrate.calibrate_frame` on its raw file, and the event
 loop's largest gap.  Files are in the page cache (just written).
 
+Then a burst: ``--burst`` small lights (``--burst-size``) dropped into the
+folder back to back, as when a night's frames are copied in at once; reported
+are the seconds from the first file written to the last result, whether
+each was calibrated once, and the process's resident memory (RSS) before,
+at its peak and after: it must stay flat, not grow with the queue.
+
 Usage::
 
     python bench/bench_watch.py                 # 4096 x 4096, 50 frames, one every 2 s
-    python bench/bench_watch.py --poll          # polling observer (network drives)
-    python bench/bench_watch.py --quick         # 256 x 256, 5 frames, for the test suite
+    python bench/bench_watch.py --poll          # polling observer (network drives):
+                                                # a file counts as written once
+                                                # unchanged for --settle s (2)
+    python bench/bench_watch.py --quick         # 256 x 256, 5 frames, burst of 40
+    python bench/bench_watch.py --burst 0       # no burst phase
 
 Exit status 1 if a frame was missed or done twice, or the output differs.
 """
@@ -139,10 +148,17 @@ def main(argv=None):
                         help="seconds between frames")
     parser.add_argument("--poll", action="store_true", help="polling observer")
     parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds a file must stay unchanged when no close "
+                             "event says it is complete (polling)")
     parser.add_argument("--no-qt", action="store_true",
                         help="no Qt event loop (no stall measurement)")
+    parser.add_argument("--burst", type=int, default=200,
+                        help="files in the burst phase (0: none)")
+    parser.add_argument("--burst-size", type=int, default=256,
+                        help="frame side of the burst's files, pixels")
     parser.add_argument("--quick", action="store_true",
-                        help="256 x 256, 5 frames, 0.3 s apart")
+                        help="256 x 256, 5 frames, 0.3 s apart; a burst of 40")
     parser.add_argument("--workdir", default=os.path.join(WORK_DIR, "watch"))
     parser.add_argument("--keep", action="store_true",
                         help="keep the raw and calibrated lights afterwards")
@@ -150,6 +166,7 @@ def main(argv=None):
     if args.quick:
         args.size, args.frames, args.interval = 256, 5, 0.3
         args.poll_interval = min(args.poll_interval, 0.2)
+        args.burst = min(args.burst, 40)
 
     workdir = os.path.abspath(args.workdir)
     raw, out = os.path.join(workdir, "raw"), os.path.join(workdir, "out")
@@ -189,7 +206,7 @@ def main(argv=None):
 
     watcher = FolderWatcher(raw, out, masters_dir=masters_dir, on_result=on_result,
                             poll=args.poll, poll_interval=args.poll_interval,
-                            settle=60.0)
+                            settle=args.settle)
     probe = None
     if not args.no_qt:
         try:
@@ -253,7 +270,72 @@ def main(argv=None):
         for folder in (raw, out):
             shutil.rmtree(folder, ignore_errors=True)
     ok = not missed and not twice and same
+    if args.burst > 0:
+        ok = run_burst(args, workdir) and ok
     return 0 if ok else 1
+
+
+def rss_mb():
+    """Resident memory of this process now, MB (Linux; NaN elsewhere)."""
+    try:
+        with open("/proc/self/statm") as stream:
+            pages = int(stream.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_burst(args, workdir):
+    """Drop ``args.burst`` lights into a watched folder at once; report."""
+    size = args.burst_size
+    masters_dir = make_masters(workdir, size)
+    raw, out = os.path.join(workdir, "burst-raw"), os.path.join(workdir, "burst-out")
+    for folder in (raw, out):
+        shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(raw)
+    rng = np.random.default_rng(12)
+    payload = fits_bytes(make_frame((size, size), rng, level=3000.0, kind="flat"),
+                         IMAGETYP="LIGHT", EXPTIME=EXPTIME, FILTER="R")
+    results, lock, all_done = {}, threading.Lock(), threading.Event()
+    samples = []
+
+    def on_result(result):
+        result.ccd = None   # keep the statuses, not 200 calibrated frames
+        with lock:
+            results.setdefault(result.path, []).append(result)
+            samples.append(rss_mb())
+            if len(results) >= args.burst:
+                all_done.set()
+
+    watcher = FolderWatcher(raw, out, masters_dir=masters_dir, on_result=on_result,
+                            poll=args.poll, poll_interval=args.poll_interval,
+                            settle=args.settle)
+    with watcher:
+        watcher.wait_idle(30.0)
+        before = rss_mb()
+        start = time.monotonic()
+        for i in range(args.burst):
+            with open(os.path.join(raw, f"burst_{i:04d}.fits"), "wb") as stream:
+                stream.write(payload)
+        all_done.wait(args.burst * 2.0 + 120.0)
+        drained = time.monotonic() - start
+        watcher.wait_idle(30.0)
+        time.sleep(3 * args.poll_interval)
+        after = rss_mb()
+    calibrated = sum(1 for rs in results.values()
+                     if any(r.status == "calibrated" for r in rs))
+    twice = sum(1 for rs in results.values() if len(rs) > 1)
+    missed = args.burst - calibrated
+    peak = max(samples + [before, after])
+    print(f"\nburst ({watcher.mode}): {args.burst} files of {size} x {size} written at "
+          f"once, drained in {drained:.2f} s")
+    print(f"burst missed: {missed}, done twice: {twice}")
+    print(f"burst memory (RSS): before {before:.0f} MB, peak {peak:.0f} MB, "
+          f"after {after:.0f} MB")
+    if not args.keep:
+        for folder in (raw, out):
+            shutil.rmtree(folder, ignore_errors=True)
+    return missed == 0 and twice == 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ BENCHMARKS = [
     ("bench_watch.py", [], "watch mode: frame complete -> calibrated, 4096x4096"),
     ("bench_peers.py", [], "whole processes beside Siril: median master bias"),
     ("bench_startup.py", [], "start-up: each command's imports in a fresh interpreter"),
+    ("bench_cluster.py", [], "many nights on dask.distributed: 8 nights x 50 frames "
+                             "of 2048x2048"),
 ]
 
 

@@ -21,6 +21,7 @@ from .fitsfile import read_image
 from .classify import header_number
 from .dark_scale import DarkScaleError, fit_dark_scale
 from .masters import master_data
+from .products import raw_identity, record_raw
 from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
@@ -446,7 +447,10 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
+    # Taken before the read, so a raw file changed meanwhile is redone later.
+    identity = raw_identity(frame.path)
     ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
+    record_raw(ccd.header, identity)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

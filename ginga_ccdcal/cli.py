@@ -303,16 +303,50 @@ def _print_calibration(report, problems, warnings=()):
 
 
 def cmd_reduce(args):
-    from .reduce import reduce_night
+    from .cluster import night_jobs, reduce_nights
+    jobs = night_jobs(args.raw, args.out, args.masters)
     _clear_temps(args.out, args.masters)
+    settings = dict(options=_options(args), overwrite=args.overwrite,
+                    calibration=_calibration(args), aliases=_aliases(args))
     bar = ProgressBar("reduce", not args.quiet)
-    night = reduce_night(args.raw, args.out, masters_dir=args.masters,
-                         options=_options(args), overwrite=args.overwrite,
-                         calibration=_calibration(args), aliases=_aliases(args),
-                         progress=bar)
+    if len(jobs) == 1 and not args.scheduler:
+        from .reduce import reduce_night
+        night = reduce_night(args.raw[0], args.out, masters_dir=args.masters,
+                             progress=bar, **settings)
+        bar.close()
+        return _print_night(args.raw[0], night)
+    outcomes = reduce_nights(jobs, scheduler=args.scheduler, progress=bar,
+                             say=lambda line: print(line, flush=True), **settings)
     bar.close()
+    if len(outcomes) == 1:
+        if outcomes[0].error:
+            raise CcdcalError(outcomes[0].error)
+        return _print_night(args.raw[0], outcomes[0].report)
+    return _print_nights(args.raw, outcomes)
+
+
+def _print_nights(nights, outcomes):
+    """Each night's summary, a total line, and the exit status of them all."""
+    codes = []
+    for raw, outcome in zip(nights, outcomes):
+        print(f"== {raw} -> {outcome.job.out_dir}")
+        if outcome.error:
+            print(f"ginga-ccdcal: {outcome.error}", file=sys.stderr)
+            codes.append(EXIT_FAILED)
+        else:
+            codes.append(_print_night(raw, outcome.report))
+    print(f"{len(codes)} nights: {codes.count(EXIT_OK)} done, "
+          f"{codes.count(EXIT_PARTIAL)} with files skipped or steps missing, "
+          f"{codes.count(EXIT_FAILED)} not reduced")
+    if all(code == EXIT_FAILED for code in codes):
+        return EXIT_FAILED
+    return EXIT_OK if all(code == EXIT_OK for code in codes) else EXIT_PARTIAL
+
+
+def _print_night(raw, night):
+    """A night's summary (`reduce_night`'s report) and its exit status."""
     counts = night.scan.counts()
-    print(f"{args.raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    print(f"{raw}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     print("masters:")
     _print_masters(night.masters)
     _say(night.scan.type_notes(guessed=False), prefix="note: ")
@@ -325,27 +359,34 @@ def cmd_watch(args):
     masters_dir = args.masters or os.path.join(args.out, "masters")
     _clear_temps(args.out, masters_dir if args.live_masters else None)
     if not os.path.isdir(masters_dir):
-        print(f"note: {masters_dir} does not exist yet; lights are calibrated "
-              "as far as the masters that appear there allow", file=sys.stderr)
+        print(f"note: {masters_dir} does not exist yet; masters are built there from "
+              "the calibration frames in the folder, and lights are calibrated as "
+              "far as the masters allow", file=sys.stderr)
 
     def show(result):
-        stream = sys.stderr if result.status == "problem" else sys.stdout
+        # Problems and lights left uncalibrated go where the other
+        # commands put theirs.
+        stream = sys.stderr if result.status in ("problem", "uncalibrated") else sys.stdout
         print(result.summary(), file=stream, flush=True)
 
     watcher = FolderWatcher(args.raw, args.out, masters_dir=masters_dir, on_result=show,
                             on_event=lambda text: print(f"watch: {text}", flush=True),
                             poll=args.poll, existing=not args.new_only,
-                            aliases=_aliases(args), rebuild_masters=args.live_masters,
+                            settle=args.settle, aliases=_aliases(args),
+                            rebuild_masters=args.live_masters,
                             calibration=_calibration(args))
     print(f"watching {args.raw} (Ctrl-C to stop)", flush=True)
-    with watcher:
-        try:
+    try:
+        with watcher:
             watcher.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
-    counts = ", ".join(f"{n} {k}" for k, n in watcher.counts.items() if n)
-    print(f"stopped: {counts or 'nothing new'}")
-    return EXIT_PARTIAL if watcher.counts.get("problem") else EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C is how a night of watching ends: stop cleanly, not an error.
+        watcher.stop()
+    counts = ", ".join(f"{n} {k}" + (f" ({watcher.redone} redone)"
+                                     if k == "calibrated" and watcher.redone else "")
+                       for k, n in watcher.counts.items() if n)
+    print(f"stopped: {counts or 'nothing new'}", flush=True)
+    return EXIT_OK
 
 
 def cmd_characterise(args):
@@ -505,9 +546,16 @@ def build_parser():
     p.set_defaults(func=cmd_calibrate)
 
     p = command("reduce", help="the whole night: masters, then every light")
-    p.add_argument("raw", help="folder of raw frames")
+    p.add_argument("raw", nargs="+", metavar="NIGHT",
+                   help="folder of raw frames; with several nights, each one's "
+                        "products go to OUT/<night folder name>/")
+    p.add_argument("--scheduler", metavar="ADDRESS|local:N",
+                   help="run on a dask.distributed cluster: a scheduler address "
+                        "(tcp://host:8786), or local:N to start N worker processes "
+                        "here; folders must be shared by all workers (extra 'cluster')")
     p.add_argument("--out", required=True, help="folder for calibrated frames")
-    p.add_argument("--masters", help="folder for masters (default OUT/masters)")
+    p.add_argument("--masters", help="folder for masters (default OUT/masters; "
+                                     "with several nights, MASTERS/<night>)")
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild masters and recalibrate existing outputs")
     _add_type_option(p)
@@ -529,6 +577,10 @@ def build_parser():
                         "lights use the new ones")
     p.add_argument("--duration", type=float, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="a file unchanged this long counts as written when the "
+                        "system does not say it was closed; one that then will not "
+                        "parse is reported (default 2)")
     _add_type_option(p)
     _add_calibration_options(p)
     p.set_defaults(func=cmd_watch)

@@ -21,6 +21,10 @@ class FrameError(CcdcalError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        # Rebuilt from both parts when it travels back from a cluster worker.
+        return (type(self), (self.path, self.problem))
+
 
 class CalibrationError(CcdcalError):
     """A calibration that cannot be done as asked (no master, bad scaling...)."""

@@ -173,6 +173,11 @@ class LazyHeader:
     def tostring(self, *args, **kwargs):
         return self.astropy().tostring(*args, **kwargs)
 
+    def __reduce__(self):
+        # Pickled (to a cluster worker) and copied as the header text: an
+        # object being rebuilt has no _header yet for __getattr__ to use.
+        return (LazyHeader, (self._text,))
+
     def __getattr__(self, name):
         # Everything else a Header has (cards, comments, remove, keys...).
         return getattr(self.astropy(), name)

@@ -21,7 +21,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -149,6 +149,16 @@ class MasterReport:
         """Lines for people about one master: clipping, normalisation,
         what each flat had subtracted.  Empty for a master that was kept."""
         return list(self.notes.get(os.path.abspath(master.path), []))
+
+    def extend(self, other):
+        """Add ``other``'s entries after ours (reports of steps run apart,
+        e.g. the bias, darks and flats tasks of a cluster run)."""
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, dict):
+                mine.update(getattr(other, item.name))
+            else:
+                mine.extend(getattr(other, item.name))
 
 
 def master_from_file(path):

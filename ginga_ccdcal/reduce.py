@@ -2,24 +2,26 @@
 
 This is what ``ginga-ccdcal reduce`` and the plugins' "Calibrate all" run.
 Files that cannot be used are skipped and listed; the night reduces as
-far as it can.  Re-running skips lights already calibrated, so a run that
-was stopped picks up where it left off.
+far as it can.  Re-running keeps the lights already calibrated that are
+still right (`ginga_ccdcal.products`), so a run that was stopped picks up
+where it left off.
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
-from .fitsfile import is_complete
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
+from .products import Verdict, check_light_product
 from .progress import check, report
-from .safe_write import ensure_folder, remove_stale_temps
+from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
-__all__ = ["CalibrationReport", "NightReport", "calibrate_lights", "reduce_night",
-           "calibration_frames_text"]
+__all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
+           "calibrate_light", "calibrate_lights", "calibration_frames_text",
+           "plan_night", "reduce_night", "same_output_problems"]
 
 
 @dataclass
@@ -31,7 +33,12 @@ class CalibrationReport:
     written : list of str
         Outputs written (each with at least one step applied).
     existing : list of str
-        Outputs already there, kept.
+        Outputs already there and still right
+        (`ginga_ccdcal.products.check_light_product`), kept.
+    redone : list of (str, str)
+        ``(output, reason)`` for outputs that were there but no longer
+        right (raw file changed, a master rebuilt or now available...) and
+        were calibrated again; those outputs are in ``written`` too.
     problems : list of str
         Lights skipped (unreadable, a step that failed...), one line each.
     warnings : list of str
@@ -46,6 +53,7 @@ class CalibrationReport:
 
     written: list = field(default_factory=list)
     existing: list = field(default_factory=list)
+    redone: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     missing: dict = field(default_factory=dict)
@@ -56,11 +64,26 @@ class CalibrationReport:
         parts = [f"{len(self.written)} calibrated"]
         if self.existing:
             parts.append(f"{len(self.existing)} already there (kept; --overwrite to redo)")
+        if self.redone:
+            # Each light's own reason is in `redone`; here the kinds of them.
+            reasons = sorted({why for _, why in self.redone})
+            parts.append(f"{len(self.redone)} of the calibrated redone, as no longer "
+                         "right: " + "; ".join(reasons[:2])
+                         + ("; ..." if len(reasons) > 2 else ""))
         if self.not_calibrated:
             parts.append(f"{len(self.not_calibrated)} not calibrated")
         if self.problems:
             parts.append(f"{len(self.problems)} skipped")
         return ", ".join(parts)
+
+    def extend(self, other):
+        """Add ``other``'s entries after ours (reports of lights done one by one)."""
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, dict):
+                mine.update(getattr(other, item.name))
+            else:
+                mine.extend(getattr(other, item.name))
 
 
 def calibration_frames_text(folder, counts):
@@ -84,6 +107,21 @@ def calibration_frames_text(folder, counts):
         if counts.get("light"):
             text += f" ({counts['light']} light)"
     return text
+
+
+@dataclass
+class NightPlan:
+    """`plan_night`'s answer: a night's folders and the frames to reduce."""
+
+    raw_dir: str
+    out_dir: str
+    masters_dir: str
+    scan: object
+    frames: list
+
+    def of_type(self, frametype):
+        """The frames to reduce of one type, in path order."""
+        return [f for f in self.frames if f.frametype == frametype]
 
 
 @dataclass
@@ -122,7 +160,8 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     raw_root : str, optional
         Keep the lights' sub-folders below this folder in ``out_dir``.
     overwrite : bool
-        Recalibrate lights whose output exists (otherwise they are skipped).
+        Recalibrate lights whose output exists (otherwise only outputs no
+        longer right are redone, listed in ``redone`` with the reason).
     options : `~ginga_ccdcal.calibrate.CalibrationOptions`, optional
 
     Returns
@@ -134,27 +173,92 @@ def calibrate_lights(lights, masters, out_dir, options=None, *, raw_root=None,
     """
     ensure_folder(out_dir)
     result = CalibrationReport()
-    targets = {}
+    clashes = same_output_problems(lights, out_dir, raw_root)
     for i, light in enumerate(lights):
         check(cancel)
-        target = output_path(light, out_dir, raw_root)
-        first = targets.setdefault(os.path.abspath(target), light.path)
-        if first != light.path:
-            result.problems.append(f"{light.path}: same output name as {first} "
-                                   f"({target}); not calibrated, so as not to lose "
-                                   "either (calibrate the two folders separately)")
-        elif os.path.exists(target) and not overwrite and is_complete(target):
-            result.existing.append(target)
+        if light.path in clashes:
+            result.problems.append(clashes[light.path])
         else:
-            _calibrate_one(light, masters, target, out_dir, options, raw_root,
-                           overwrite, result)
+            result.extend(calibrate_light(light, masters, out_dir, options,
+                                          raw_root=raw_root, overwrite=overwrite))
         report(progress, i + 1, len(lights), light.name)
     return result
 
 
-def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite, result):
-    """Calibrate and write one light, recording the outcome in ``result``."""
+def same_output_problems(lights, out_dir, raw_root=None):
+    """Lights whose output name an earlier light already has.
+
+    Returns
+    -------
+    dict
+        ``{raw path: problem line}``; such a light is not calibrated, so
+        that neither output is lost.
+    """
+    targets, clashes = {}, {}
+    for light in lights:
+        target = output_path(light, out_dir, raw_root)
+        first = targets.setdefault(os.path.abspath(target), light.path)
+        if first != light.path:
+            clashes[light.path] = (f"{light.path}: same output name as {first} "
+                                   f"({target}); not calibrated, so as not to lose "
+                                   "either (calibrate the two folders separately)")
+    return clashes
+
+
+def calibrate_light(light, masters, out_dir, options=None, *, raw_root=None,
+                    overwrite=False):
+    """Calibrate one light, unless its output is there and still right.
+
+    The unit of work of `calibrate_lights` (and of a cluster task); the
+    arguments are the same.  A bad light gives a problem line, never an
+    exception.  Lights sharing an output name are `calibrate_lights`'
+    business (`same_output_problems`).
+
+    Returns
+    -------
+    CalibrationReport
+        With this light in ``written`` (and ``redone``), ``existing``,
+        ``problems`` or ``not_calibrated``.
+    """
+    result = CalibrationReport()
+    target = output_path(light, out_dir, raw_root)
+    _keep_or_calibrate(light, masters, target, out_dir, options, raw_root, overwrite,
+                       result)
+    return result
+
+
+def _keep_or_calibrate(light, masters, target, out_dir, options, raw_root, overwrite,
+                       result):
+    """Keep ``target`` if it is still right, else calibrate ``light`` (again)."""
     match = match_light(light, masters)
+    verdict = _still_right(target, light, match, overwrite, result)
+    if verdict is None:
+        return
+    if verdict.keep:
+        result.existing.append(target)
+    else:
+        _calibrate_one(light, match, target, out_dir, options, raw_root, overwrite,
+                       result, verdict)
+
+
+def _still_right(target, light, match, overwrite, result):
+    """The `~ginga_ccdcal.products.Verdict` on ``target``; None: leave it alone.
+
+    A product is kept only if it is what calibrating now would give; with
+    ``overwrite`` nothing is kept.
+    """
+    if overwrite:
+        return Verdict(target, os.path.exists(target), False)
+    try:
+        return check_light_product(target, light, match)
+    except CcdcalError as exc:  # a file we did not write is in the way
+        result.problems.append(str(exc))
+        return None
+
+
+def _calibrate_one(light, match, target, out_dir, options, raw_root, overwrite, result,
+                   verdict):
+    """Calibrate and write one light, recording the outcome in ``result``."""
     reason = not_calibrated_reason(match)
     if reason:
         result.not_calibrated[light.path] = reason
@@ -171,6 +275,11 @@ def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite
     except NotCalibrated as exc:
         result.not_calibrated[light.path] = str(exc).replace(f"{light.path}: ", "", 1)
         return
+    except OutputExists:
+        # Another writer (a task of a cancelled cluster run) finished it
+        # first; the atomic write means it is complete.
+        result.existing.append(target)
+        return
     except (FrameError, CcdcalError) as exc:
         result.problems.append(str(exc))
         return
@@ -178,6 +287,8 @@ def _calibrate_one(light, masters, target, out_dir, options, raw_root, overwrite
         result.problems.append(f"{light.path}: {exc.strerror or exc}")
         return
     result.written.append(path)
+    if verdict.exists and not overwrite:
+        result.redone.append((path, verdict.reason))
     if match.missing:
         result.missing[light.path] = list(match.missing)
     result.warnings.extend(lines + [f"{light.path}: {note}" for note in notes])
@@ -211,16 +322,45 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     -------
     NightReport
     """
-    raw_dir, out_dir = os.fspath(raw_dir), os.fspath(out_dir)
-    if os.path.abspath(out_dir) == os.path.abspath(raw_dir):
-        raise CcdcalError(f"{out_dir}: the output folder must differ from the raw folder")
-    masters_dir = masters_dir or os.path.join(out_dir, "masters")
-
     def stage(name):
         return None if progress is None else (
             lambda done, total, msg="": progress(done, total, f"{name}: {msg}"))
 
-    scan = scan_folder(raw_dir, aliases=aliases, progress=stage("scan"), cancel=cancel)
+    plan = plan_night(raw_dir, out_dir, masters_dir=masters_dir, aliases=aliases,
+                      progress=stage("scan"), cancel=cancel)
+    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
+                            overwrite=overwrite, progress=stage("masters"),
+                            cancel=cancel)
+    calibrated = calibrate_lights(plan.of_type("light"),
+                                  available_masters(masters, plan.masters_dir),
+                                  plan.out_dir, calibration, raw_root=plan.raw_dir,
+                                  overwrite=overwrite, progress=stage("calibrate"),
+                                  cancel=cancel)
+    return NightReport(plan.scan, masters, calibrated)
+
+
+def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=None,
+               cancel=None):
+    """The first step of `reduce_night`: scan, and prepare the output folders.
+
+    The arguments are those of `reduce_night`.  Leftover temporary files
+    of a killed run are removed from the output folders.
+
+    Returns
+    -------
+    NightPlan
+
+    Raises
+    ------
+    CcdcalError
+        The output folder is the raw folder, no usable frame was found, or
+        there is nothing to calibrate with (no calibration frame, no master).
+    """
+    raw_dir, out_dir = os.fspath(raw_dir), os.fspath(out_dir)
+    if os.path.abspath(out_dir) == os.path.abspath(raw_dir):
+        raise CcdcalError(f"{out_dir}: the output folder must differ from the raw folder")
+    masters_dir = masters_dir or os.path.join(out_dir, "masters")
+    scan = scan_folder(raw_dir, aliases=aliases, progress=progress, cancel=cancel)
     # Our own products inside the raw folder are never inputs.
     frames = [f for f in scan.frames
               if not os.path.abspath(f.path).startswith(os.path.abspath(out_dir) + os.sep)]
@@ -237,15 +377,14 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
     # Leftovers of a run that was killed mid-write (never under a final name).
     for folder in (out_dir, masters_dir):
         remove_stale_temps(folder)
-    masters = build_masters(frames, masters_dir, options or MasterOptions(),
-                            overwrite=overwrite, progress=stage("masters"),
-                            cancel=cancel)
-    # Masters made in an earlier run for setups this night lacks still count.
-    known = {m.path for m in masters.masters}
-    available = masters.masters + [m for m in load_masters(masters_dir)
-                                   if m.path not in known]
-    lights = [f for f in frames if f.frametype == "light"]
-    calibrated = calibrate_lights(lights, available, out_dir, calibration,
-                                  raw_root=raw_dir, overwrite=overwrite,
-                                  progress=stage("calibrate"), cancel=cancel)
-    return NightReport(scan, masters, calibrated)
+    return NightPlan(raw_dir, out_dir, masters_dir, scan, frames)
+
+
+def available_masters(report, masters_dir):
+    """The masters lights may use: those of ``report``, then older ones.
+
+    Masters made in an earlier run (found in ``masters_dir``) for setups
+    this night lacks still count.
+    """
+    known = {m.path for m in report.masters}
+    return report.masters + [m for m in load_masters(masters_dir) if m.path not in known]

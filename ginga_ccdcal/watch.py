@@ -14,19 +14,51 @@ print a line (the command line)::
 When is a file complete?
     Only FITS names are considered (temporary names such as ``*.tmp``,
     ``*.part``, ``name~`` and hidden ``.name`` files are left alone until
-    the camera renames them).  A file is read once its header parses and
-    the data it announces are all there (`ginga_ccdcal.fitsfile.read_header`)
-    and either the writer closed it (native observer) or its size and
-    modification time have not changed for one ``poll_interval``.  A file
-    that stays unreadable for ``settle`` seconds without changing is
-    reported as a problem, once.
+    the camera renames them).  A file is complete when it has stopped
+    changing, never from its size alone (copy tools and some camera
+    programs create the file at full size and fill it afterwards):
 
-Exactly once
+    * on Linux with the native observer, a file its writer was seen
+      opening is complete once the writer closed it (or renamed it into
+      place) and its size and modification time have not changed since;
+      a writer that keeps it open is waited for up to
+      `OPEN_WRITER_TIMEOUT`, however long the file sits unchanged;
+    * a file reported closed after writing is complete at once;
+    * otherwise (polling, other systems, files found by a scan, writers
+      that opened the file before it was watched) once its size and
+      modification time have not changed for ``settle`` seconds.
+
+    A complete file is read once its header parses and the data it
+    announces are all there (`ginga_ccdcal.fitsfile.read_header`).  One
+    that will not parse is reported as a problem, once, ``settle`` seconds
+    after it stopped changing; if it changes later it is looked at again.
+
+Exactly once, and only while right
     Files are remembered by path, size and modification time, so nothing
-    is done twice, and a light whose calibrated output already exists is
-    skipped (reported with status ``'exists'``): restarting the watcher
-    resumes where it stopped.  A full rescan every `RESCAN_INTERVAL`
-    seconds catches events the operating system dropped.
+    is done twice.  A light whose calibrated output already exists is
+    skipped (status ``'exists'``) only if that output is still right
+    (`ginga_ccdcal.products.check_light_product`: the raw file is the one
+    it was made from, and it used the masters that would be chosen now);
+    otherwise it is calibrated again and the result says why (``redone``).
+    Restarting the watcher resumes where it stopped.  A full rescan every
+    `RESCAN_INTERVAL` seconds catches events the operating system dropped.
+
+Nothing quietly uncalibrated
+    When the masters folder lacks masters that the calibration frames in
+    the watched folder could make, they are built first (as ``reduce``
+    does).  A light that no master bias, dark or flat fits is not written:
+    its status is ``'uncalibrated'``.  A light calibrated without some
+    step says which in its result (``missing``, ``banner``).
+
+Live masters
+    With ``rebuild_masters``, a master is rebuilt when the set of raw
+    frames it was made from differs from the frames now present that
+    belong to it (`ginga_ccdcal.products.check_masters`), once no new
+    calibration frame has arrived for ``burst_quiet`` seconds (a burst of
+    flats makes one rebuild, not ten); the darks and flats made with a
+    rebuilt bias, and the flats made with a rebuilt dark, are rebuilt too.
+    A light arriving while masters are due is calibrated after a rebuild
+    with the frames there so far; the burst's later frames rebuild again.
 
 Threads
     Callbacks run in the worker thread, one result at a time and in the
@@ -38,6 +70,7 @@ import logging
 import os
 import queue
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,11 +79,12 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .calibrate import calibrate_and_write, output_path
-from .errors import CcdcalError, FrameError
-from .fitsfile import is_complete, is_fits_name
-from .masters import MASTER_KINDS, build_masters, load_masters, stale_masters
+from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
+from .errors import CcdcalError, FrameError, NotCalibrated
+from .fitsfile import is_fits_name
+from .masters import MASTER_KINDS, build_masters, load_masters
 from .match import match_light
+from .products import check_light_product, check_masters, masters_lacking
 from .safe_write import OutputExists, ensure_folder
 from .scan import frame_from_file, is_product, scan_folder
 
@@ -59,15 +93,23 @@ __all__ = ["WatchResult", "FolderWatcher", "STATUSES", "RESCAN_INTERVAL"]
 log = logging.getLogger(__name__)
 
 #: What a `WatchResult` can say about a file.
-STATUSES = ("calibrated", "exists", "calibration", "problem", "ignored")
+STATUSES = ("calibrated", "uncalibrated", "exists", "calibration", "problem", "ignored")
 
 #: Seconds between full rescans in native mode (a safety net for lost events).
 RESCAN_INTERVAL = 30.0
+
+#: Seconds a file its writer still holds open may stay unchanged before it
+#: is taken as complete anyway (the close event may have been lost).
+OPEN_WRITER_TIMEOUT = 60.0
+
+# Problems that mean "not all written yet" rather than "not FITS".
+_UNFINISHED = ("truncated", "empty file")
 
 # Event types that mean "the writer is done with this name": the file was
 # closed after writing, or renamed into place.
 _DONE_EVENTS = ("closed", "moved")
 _CHANGE_EVENTS = ("created", "modified")
+_OPEN_EVENTS = ("opened", "closed_no_write")
 
 
 @dataclass
@@ -81,14 +123,22 @@ class WatchResult:
     name : str
         ``path`` relative to the watched folder, for messages.
     status : str
-        ``'calibrated'`` (a light, written to ``output``), ``'exists'`` (a
-        light whose output was already there: skipped), ``'calibration'``
-        (a bias, dark or flat arrived), ``'problem'`` (unreadable, or the
+        ``'calibrated'`` (a light, written to ``output``; see ``missing``),
+        ``'uncalibrated'`` (a light no master bias, dark or flat fits: not
+        written, see ``problem``), ``'exists'`` (a light whose output was
+        already there and still right: skipped), ``'calibration'`` (a bias,
+        dark or flat arrived), ``'problem'`` (unreadable, or the
         calibration failed; see ``problem``) or ``'ignored'`` (a file this
         package wrote, or one whose type cannot be told).
     frame : `~ginga_ccdcal.scan.Frame` or None
     output : str or None
         Calibrated file (``'calibrated'`` and ``'exists'``).
+    missing : list of str
+        For ``'calibrated'`` lights: the steps NOT applied (``'bias'``,
+        ``'dark'``, ``'flat'``), each explained in `banner`.
+    redone : str or None
+        For ``'calibrated'`` lights whose earlier output was no longer
+        right (raw file changed, masters rebuilt...): why it was replaced.
     ccd : astropy.nddata.CCDData or None
         The calibrated frame (``'calibrated'`` only).
     match : `~ginga_ccdcal.match.MatchResult` or None
@@ -96,13 +146,15 @@ class WatchResult:
         For lights, which master was used for each step and why; for
         calibration frames, which masters are now older than new frames.
     problem : str or None
-        What is wrong (``'problem'``) or why the file was ignored.
+        What is wrong (``'problem'``), why the file was ignored, or why a
+        light was not calibrated (``'uncalibrated'``).
     warnings : list of str
         Things the observer should know although the frame was used: its
         type was guessed from the pixels, a master is far off in
         temperature, pixels are NaN or saturated...
     stale : list of `~ginga_ccdcal.masters.MasterFrame`
-        Masters of the same kind and setup older than this calibration frame.
+        Masters of this calibration frame's kind and setup that were made
+        without it (`ginga_ccdcal.products.masters_lacking`).
     t_complete, t_start, t_ready : float
         `time.monotonic` when the file was found complete, when the worker
         took it, and when the result was ready (file written).
@@ -119,6 +171,8 @@ class WatchResult:
     problem: str = None
     warnings: list = field(default_factory=list)
     stale: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    redone: str = None
     t_complete: float = 0.0
     t_start: float = 0.0
     t_ready: float = 0.0
@@ -133,13 +187,34 @@ class WatchResult:
         """Seconds the frame waited for the worker (another was being done)."""
         return self.t_start - self.t_complete
 
+    @property
+    def banner(self):
+        """What a viewer should say over this calibrated frame, or None.
+
+        ``'partly calibrated: flat NOT applied (no master flat for filter
+        V)'`` when steps are missing; None when every step was applied.
+        """
+        if self.status == "uncalibrated":
+            return f"NOT calibrated: {self.problem}"
+        if not self.missing:
+            return None
+        return "partly calibrated: " + "; ".join(
+            f"{role} NOT applied ({getattr(self.match, role).reason})"
+            if self.match is not None else f"{role} NOT applied"
+            for role in self.missing)
+
     def summary(self):
         """One line for a log or a terminal."""
         if self.status == "calibrated":
-            text = f"{self.name}: calibrated -> {self.output} ({self.latency:.2f} s)"
-            if self.match is not None and self.match.missing:
-                text += "; NOT applied: " + ", ".join(self.match.missing)
+            verb = "recalibrated" if self.redone else "calibrated"
+            text = f"{self.name}: {verb} -> {self.output} ({self.latency:.2f} s)"
+            if self.redone:
+                text += f", because {self.redone}"
+            if self.missing:
+                text += "; NOT applied: " + ", ".join(self.missing)
             return "; ".join([text] + self.warnings)
+        if self.status == "uncalibrated":
+            return f"{self.name}: NOT calibrated, nothing written: {self.problem}"
         if self.status == "exists":
             return f"{self.name}: already calibrated ({self.output}), skipped"
         if self.status == "calibration":
@@ -151,6 +226,7 @@ class WatchResult:
                 what += f" {frame.filter}"
             text = f"{self.name}: new {what} frame"
             if self.stale:
+                # "older now": made before this frame, and without it.
                 text += "; older now: " + ", ".join(m.name for m in self.stale)
             return "; ".join([text] + self.warnings)
         if self.status == "ignored":
@@ -160,11 +236,44 @@ class WatchResult:
 
 @dataclass
 class _Pending:
-    """A file seen but not yet complete."""
+    """A file seen but not yet complete: ``sig`` and when it last changed
+    (``changed_at``, `time.monotonic`)."""
 
     sig: tuple
     changed_at: float
-    done_event: bool = False
+
+
+@dataclass
+class _Events:
+    """What the observer said about one file, in order.
+
+    ``opens``: opened and not yet closed, by anyone (readers too: the
+    system does not say who); ``writing``: changed while open, so a writer
+    holds it (Linux reports opens and closes; an open from before the
+    folder was watched is not seen, and such a file is judged by time);
+    ``changed``: created or modified since the last close after writing;
+    ``closed``: closed after writing (or renamed into place) since.
+    """
+
+    opens: int = 0
+    writing: bool = False
+    changed: bool = False
+    closed: bool = False
+
+    def note(self, kind):
+        if kind == "opened":
+            self.opens += 1
+        elif kind == "closed_no_write":
+            # A reader (a writer's close says "closed"): nobody left open
+            # means the writer, if any, was never seen opening it.
+            self.opens = max(0, self.opens - 1)
+            self.writing = self.writing and self.opens > 0
+        elif kind in _CHANGE_EVENTS:
+            self.changed, self.closed = True, False
+            self.writing = self.writing or self.opens > 0
+        elif kind in _DONE_EVENTS:
+            self.opens = max(0, self.opens - 1) if kind == "closed" else 0
+            self.closed, self.writing, self.changed = True, False, False
 
 
 @dataclass
@@ -174,6 +283,8 @@ class _Job:
     t_complete: float
     frame: object = None
     problem: str = None
+    #: ``'file'``, or ``'prepare'``: build missing masters before the first file.
+    kind: str = "file"
 
 
 class _Handler(FileSystemEventHandler):
@@ -194,7 +305,7 @@ class _Handler(FileSystemEventHandler):
         if kind == "moved":
             self._watcher._touch(src, "deleted")
             self._watcher._touch(os.fsdecode(event.dest_path), "moved")
-        elif kind in _DONE_EVENTS + _CHANGE_EVENTS + ("deleted",):
+        elif kind in _DONE_EVENTS + _CHANGE_EVENTS + _OPEN_EVENTS + ("deleted",):
             self._watcher._touch(src, kind)
 
 
@@ -225,13 +336,15 @@ class FolderWatcher:
         Poll the folder every ``poll_interval`` seconds instead of using
         the operating system's notifications (network drives).
     poll_interval : float
-        Seconds between polls; also how long a file must stay unchanged to
-        count as complete when no "closed" event says so.  Polling thus
-        adds one to two intervals to the latency (a file may be
-        preallocated by a network copy, so its size alone proves nothing).
+        Seconds between polls.
     settle : float
-        Seconds a file may stay unreadable and unchanged before it is
-        reported as a problem.
+        Seconds a file must stay unchanged (size and modification time) to
+        count as complete when no "closed" event says so (polling, files
+        found by a scan); a complete file that does not parse is reported
+        as a problem this long after it stopped changing.
+    burst_quiet : float
+        Live masters: seconds without a new calibration frame before the
+        masters are rebuilt (a burst of frames makes one rebuild).
     recursive : bool
         Watch sub-folders too (hidden ones are skipped).
     existing : bool
@@ -242,11 +355,13 @@ class FolderWatcher:
         master is a problem, not written.
     rebuild_masters : bool
         Live masters: when new bias, dark or flat frames arrive, rebuild the
-        masters they make stale (and build missing ones) in ``masters_dir``
-        before the next light is calibrated, or as soon as the queue is
-        empty.  Lights calibrated after that use the new master, and the
-        result's ``lines`` name each master with its version.  A rebuilt
-        dark does not by itself rebuild the flats made with the old one.
+        masters whose inputs differ from the frames present (and build
+        missing ones) in ``masters_dir``, with the masters made from a
+        rebuilt one; once ``burst_quiet`` seconds pass without a new
+        calibration frame, or before the next light is calibrated.  Lights
+        calibrated after that use the new master, and the result's
+        ``lines`` name each master with its version.  Without it, only
+        masters that are missing altogether are built, at the start.
     master_options : `~ginga_ccdcal.masters.MasterOptions`, optional
         How live masters are combined.
     aliases : dict, optional
@@ -259,6 +374,9 @@ class FolderWatcher:
         to polling if the system refuses it).
     counts : dict
         Number of results of each status in `STATUSES` so far.
+    redone : int
+        How many of the ``'calibrated'`` lights replaced an earlier output
+        that was no longer right (each result's ``redone`` says why).
     masters : list of `~ginga_ccdcal.masters.MasterFrame`
         What the next light is matched against.
     running : bool
@@ -280,8 +398,9 @@ class FolderWatcher:
 
     def __init__(self, raw_dir, out_dir, *, masters_dir=None, masters=None,
                  on_result=None, on_event=None, poll=False, poll_interval=0.5,
-                 settle=30.0, recursive=True, existing=True, calibration=None,
-                 aliases=None, rebuild_masters=False, master_options=None):
+                 settle=2.0, recursive=True, existing=True, calibration=None,
+                 aliases=None, rebuild_masters=False, master_options=None,
+                 burst_quiet=2.0):
         self.raw_dir = os.path.abspath(os.fspath(raw_dir))
         if not os.path.isdir(self.raw_dir):
             raise FrameError(self.raw_dir, "no such folder")
@@ -296,17 +415,22 @@ class FolderWatcher:
         self.poll = bool(poll)
         self.poll_interval = float(poll_interval)
         self.settle = float(settle)
+        self.burst_quiet = float(burst_quiet)
         self.recursive = bool(recursive)
         self.existing = bool(existing)
         self.calibration = calibration
         self.aliases = aliases
         self.counts = dict.fromkeys(STATUSES, 0)
+        self.redone = 0
         if rebuild_masters and self.masters_dir is None:
             raise CcdcalError("live masters need a masters folder (masters_dir)")
         self.rebuild_masters = bool(rebuild_masters)
         self.master_options = master_options
         self._masters_dirty = False
+        self._last_calibration = 0.0   # monotonic time the last one arrived
+        self._offered = set()          # (path, mtime) of frames given to the builder
         self._scan = None
+        self._close_events = False     # does the observer report closes?
 
         self._given_masters = list(masters or [])
         self._masters = list(self._given_masters)
@@ -317,6 +441,7 @@ class FolderWatcher:
         self._lock = threading.RLock()
         self._dirty = {}          # path -> last event type, from any thread
         self._pending = {}        # path -> _Pending (checker thread only)
+        self._events = {}         # path -> _Events, what the observer said
         self._done = {}           # path -> signature handled (checker thread only)
         self._queue = queue.Queue()
         self._inflight = 0        # jobs queued or being worked on
@@ -341,6 +466,14 @@ class FolderWatcher:
             raise RuntimeError("this watcher was already started")
         ensure_folder(self.out_dir)
         self._reload_masters(force=True)
+        if self.masters_dir is not None:
+            # First job of the worker: masters the folder's calibration
+            # frames can make, before any light is calibrated.
+            with self._lock:
+                self._inflight += 1
+            self._queue.put(_Job(None, None, time.monotonic(), kind="prepare"))
+        elif not self._masters:
+            self._event("no masters given: lights will NOT be calibrated (nor written)")
         self._start_observer()
         # Files already there: after the observer, so nothing written in
         # between is missed (a file seen twice is deduplicated).
@@ -406,7 +539,8 @@ class FolderWatcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                idle = not self._dirty and not self._pending and self._inflight == 0
+                idle = (not self._dirty and not self._pending and self._inflight == 0
+                        and not (self.rebuild_masters and self._masters_dirty))
             if idle:
                 return True
             if self._stopping.is_set():
@@ -441,6 +575,8 @@ class FolderWatcher:
                             f"({exc.strerror or exc}); polling instead")
             else:
                 self._observer, self.mode = observer, "native"
+                # inotify reports "closed after writing"; other systems do not.
+                self._close_events = sys.platform.startswith("linux")
                 self._event(f"watching {self.raw_dir}")
                 return
         observer = PollingObserver(timeout=self.poll_interval)
@@ -479,12 +615,21 @@ class FolderWatcher:
         """Note an event for ``path`` (any thread).
 
         Events between two checks are merged: the latest wins, except that
-        a rescan never hides a real event.
+        a rescan never hides a real event; every event is noted in order in
+        the file's `_Events`.  Opening and closing without writing change
+        nothing to look at.
         """
         path = os.path.abspath(path)
         if not self._candidate(path):
             return
         with self._lock:
+            if kind != "scan":
+                events = self._events.setdefault(path, _Events())
+                events.note(kind)
+                if events == _Events():
+                    del self._events[path]   # e.g. opened and closed by a reader
+            if kind in _OPEN_EVENTS:
+                return
             if not (kind == "scan" and path in self._dirty):
                 self._dirty[path] = kind
         self._wake.set()
@@ -526,16 +671,33 @@ class FolderWatcher:
                 if sig is None:
                     # Deleted or renamed away before it was complete.
                     self._pending.pop(path, None)
+                    self._events.pop(path, None)
                     continue
                 if self._done.get(path) == sig:
                     continue
                 entry = self._pending.get(path)
                 if entry is None or entry.sig != sig:
+                    fresh = entry is None
                     entry = self._pending[path] = _Pending(sig, now)
-                if kind in _DONE_EVENTS:
-                    entry.done_event = True
-                elif kind != "scan":
-                    entry.done_event = False
+                    if fresh and kind == "scan" and path not in self._events:
+                        # Found, not seen written: unchanged since its mtime.
+                        entry.changed_at -= max(0.0, time.time() - sig[1] / 1e9)
+
+    def _file_events(self, path):
+        with self._lock:
+            return self._events.get(path) or _Events()
+
+    def _ready(self, entry, events, now):
+        """Whether a pending file has stopped changing (see the module help)."""
+        quiet = now - entry.changed_at
+        if events.closed:
+            # Closed (or renamed into place) and unchanged since: done.  No
+            # extra wait, so a closed frame is calibrated at once.
+            return True
+        if self._close_events and events.writing:
+            # Its writer still has it open: a close will come.
+            return quiet >= max(self.settle, OPEN_WRITER_TIMEOUT)
+        return quiet >= self.settle
 
     def _check_pending(self):
         now = time.monotonic()
@@ -548,19 +710,26 @@ class FolderWatcher:
             if sig is None:
                 self._forget(path)
                 continue
+            events = self._file_events(path)
             if sig != entry.sig:
-                entry.sig, entry.changed_at, entry.done_event = sig, now, False
+                # Changed after any close we heard of: that close is old news.
+                entry.sig, entry.changed_at, events.closed = sig, now, False
+                continue
+            if not self._ready(entry, events, now):
                 continue
             quiet = now - entry.changed_at
-            if not (entry.done_event or quiet >= self.poll_interval):
-                continue
             try:
                 frame = frame_from_file(path, aliases=self.aliases, guess=False)
             except (FrameError, OSError) as exc:
-                # Still being written, most likely: wait, up to `settle`.
-                if quiet >= self.settle:
-                    problem = exc.problem if isinstance(exc, FrameError) else \
-                        f"cannot read ({exc.strerror or exc})"
+                problem = exc.problem if isinstance(exc, FrameError) else \
+                    f"cannot read ({exc.strerror or exc})"
+                # A file cut short that was seen being written, with no word
+                # that its writer is done, gets longer; anything else
+                # (closed, or found already there) is reported after `settle`.
+                unfinished = (problem.startswith(_UNFINISHED) and events.changed
+                              and not events.closed)
+                if quiet >= (max(self.settle, OPEN_WRITER_TIMEOUT) if unfinished
+                             else self.settle):
                     self._enqueue(path, sig, _Job(
                         path, sig, time.monotonic(),
                         problem=f"{problem} (unchanged for {quiet:.0f} s)"))
@@ -572,10 +741,12 @@ class FolderWatcher:
     def _forget(self, path):
         with self._lock:
             self._pending.pop(path, None)
+            self._events.pop(path, None)
 
     def _enqueue(self, path, sig, job):
         with self._lock:
             self._pending.pop(path, None)
+            self._events.pop(path, None)
             self._done[path] = sig
             self._inflight += 1
         self._queue.put(job)
@@ -584,7 +755,14 @@ class FolderWatcher:
 
     def _work_loop(self):
         while True:
-            job = self._queue.get()
+            try:
+                # With masters due, wake up to rebuild them once it is quiet.
+                job = self._queue.get(timeout=min(self.burst_quiet, 0.25)
+                                      if self._masters_dirty else None)
+            except queue.Empty:
+                if not self._stopping.is_set():
+                    self._guarded(self._rebuild_if_quiet, "rebuilding the masters")
+                continue
             if job is None or self._stopping.is_set():
                 if job is not None:
                     # Not done: let the next start see the file again.
@@ -593,12 +771,18 @@ class FolderWatcher:
                         self._inflight -= 1
                     continue
                 return
+            if job.kind == "prepare":
+                self._guarded(self._prepare_masters, "preparing the masters")
+                with self._lock:
+                    self._inflight -= 1
+                continue
             try:
                 result = self._process(job)
             except Exception as exc:  # a bug must not stop the night
                 log.exception("watch: %s failed", job.path)
                 result = self._result(job, "problem", problem=f"unexpected error: {exc!r}")
             self.counts[result.status] += 1
+            self.redone += bool(result.redone)
             try:
                 if self.on_result is not None:
                     self.on_result(result)
@@ -607,6 +791,13 @@ class FolderWatcher:
             finally:
                 with self._lock:
                     self._inflight -= 1
+
+    def _guarded(self, work, what):
+        try:
+            work()
+        except Exception as exc:  # a bug must not stop the night
+            log.exception("watch: %s failed", what)
+            self._event(f"{what} failed: {exc!r}")
 
     def _result(self, job, status, t_start=None, **fields):
         return WatchResult(path=job.path, name=os.path.relpath(job.path, self.raw_dir),
@@ -636,68 +827,167 @@ class FolderWatcher:
             warnings.append(f"no usable IMAGETYP/OBSTYPE/FRAMETYP, type guessed as "
                             f"'{frame.frametype}' from the pixels")
         if frame.frametype in MASTER_KINDS:
-            stale = [m for m, _ in stale_masters(self._reload_masters(), [frame])]
-            lines = [f"{m.name} is older than this {frame.frametype} frame"
-                     for m in stale]
-            if self.rebuild_masters:
-                self._masters_dirty = True
-                if self._queue.empty():
+            return self._calibration_frame(job, frame, t_start, warnings)
+        return self._light(job, frame, t_start, warnings)
+
+    def _calibration_frame(self, job, frame, t_start, warnings):
+        """A bias, dark or flat arrived: say which masters lack it (and rebuild)."""
+        known = [f.path for f in self._scan.frames] if self._scan is not None else []
+        stale = masters_lacking(frame, self._reload_masters(), known)
+        lines = [f"{m.name} was made without this {frame.frametype} frame"
+                 for m in stale]
+        if self.rebuild_masters:
+            self._masters_dirty = True
+            self._last_calibration = time.monotonic()
+            # Wait out the burst: if nothing else comes, rebuild now, so the
+            # caller hears of the new masters with this frame.
+            deadline = time.monotonic() + 4 * self.burst_quiet + 1.0
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                if not self._queue.empty():
+                    break  # more work: the burst goes on
+                if self._quiet():
                     lines += self._rebuild()
-            return self._result(job, "calibration", t_start, frame=frame,
-                                stale=stale, lines=lines, warnings=warnings)
+                    break
+                time.sleep(min(0.05, self.burst_quiet / 4))
+        return self._result(job, "calibration", t_start, frame=frame,
+                            stale=stale, lines=lines, warnings=warnings)
+
+    def _light(self, job, frame, t_start, warnings):
+        """Calibrate a light, unless its output is still right."""
         target = output_path(frame, self.out_dir, self.raw_dir)
-        exists = os.path.exists(target)
-        if exists and is_complete(target):
-            return self._result(job, "exists", t_start, frame=frame, output=target)
         if self._masters_dirty:
             warnings.extend(self._rebuild())
         match = match_light(frame, self._reload_masters())
         lines = match.describe()
+        try:
+            verdict = check_light_product(target, frame, match)
+        except CcdcalError as exc:
+            return self._problem(job, exc, t_start, frame=frame, match=match, lines=lines)
+        if verdict.keep:
+            return self._result(job, "exists", t_start, frame=frame, output=target,
+                                match=match, lines=lines)
+        strict = self.calibration is not None and self.calibration.strict
+        reason = None if strict else not_calibrated_reason(match)
+        if reason:
+            # Nothing to apply: never a raw copy under the calibrated name.
+            return self._result(job, "uncalibrated", t_start, frame=frame, match=match,
+                                lines=lines, warnings=warnings, problem=reason)
         warnings.extend(match.warnings)
         notes = []
         try:
-            # An output cut short (power lost after the rename) is redone.
             path, ccd = calibrate_and_write(frame, match, self.out_dir, self.calibration,
-                                            raw_root=self.raw_dir, overwrite=exists,
-                                            notes=notes)
+                                            raw_root=self.raw_dir,
+                                            overwrite=verdict.exists, notes=notes)
         except OutputExists:
             return self._result(job, "exists", t_start, frame=frame, output=target,
                                 match=match, lines=lines)
-        except CcdcalError as exc:
-            text = str(exc)
-            # The core's messages start with the path; ours adds it back.
-            prefix = job.path + ": "
-            return self._result(job, "problem", t_start, frame=frame, match=match,
+        except NotCalibrated as exc:
+            return self._result(job, "uncalibrated", t_start, frame=frame, match=match,
                                 lines=lines, warnings=warnings,
-                                problem=text[len(prefix):]
-                                if text.startswith(prefix) else text)
+                                problem=str(exc).replace(f"{job.path}: ", "", 1))
+        except CcdcalError as exc:
+            return self._problem(job, exc, t_start, frame=frame, match=match,
+                                 lines=lines, warnings=warnings)
+        if verdict.exists:
+            log.info("watch: %s recalibrated, replacing %s: %s", job.path, path,
+                     verdict.reason)
         return self._result(job, "calibrated", t_start, frame=frame, output=path,
-                            ccd=ccd, match=match, lines=lines,
+                            ccd=ccd, match=match, lines=lines, missing=match.missing,
+                            redone=verdict.reason if verdict.exists else None,
                             warnings=warnings + notes)
+
+    def _problem(self, job, exc, t_start, **fields):
+        text = str(exc)
+        # The core's messages start with the path; ours adds it back.
+        prefix = job.path + ": "
+        return self._result(job, "problem", t_start, problem=text[len(prefix):]
+                            if text.startswith(prefix) else text, **fields)
 
     # -- masters ------------------------------------------------------------------
 
+    def _quiet(self):
+        """No calibration frame for `burst_quiet` s, none queued or being written."""
+        with self._lock:
+            busy = bool(self._dirty or self._pending) or not self._queue.empty()
+        return (not busy
+                and time.monotonic() - self._last_calibration >= self.burst_quiet)
+
+    def _rebuild_if_quiet(self):
+        """Live masters due and the burst over: rebuild (worker thread, idle)."""
+        if self._masters_dirty and self.rebuild_masters and self._quiet():
+            self._rebuild()
+
+    def _calibration_frames(self):
+        """The raw folder's frames now (rescanned; unchanged files not re-read)."""
+        scan = scan_folder(self.raw_dir, previous=self._scan, aliases=self.aliases,
+                           recursive=self.recursive)
+        self._scan = scan
+        return [f for f in scan.frames
+                if not any(f.path.startswith(d) for d in self._excluded)]
+
+    def _prepare_masters(self):
+        """Before the first file: build the masters the folder's frames allow.
+
+        Like ``reduce``: masters missing altogether are built (existing
+        ones are kept; with live masters, outdated ones are rebuilt too).
+        Then say plainly if lights will go uncalibrated.
+        """
+        try:
+            frames = self._calibration_frames()
+        except CcdcalError as exc:
+            self._event(f"cannot scan {self.raw_dir}: {exc}")
+            return
+        masters = self._reload_masters()
+        check = check_masters(masters, frames, raw_root=self.raw_dir)
+        if check.unaccounted or (self.rebuild_masters and check.outdated):
+            self._build(frames, check if self.rebuild_masters else None,
+                        "masters built before watching")
+        self._warn_uncalibrated(frames)
+
+    def _warn_uncalibrated(self, frames):
+        masters = self._reload_masters()
+        if not masters:
+            self._event(f"no masters in {self.masters_dir}: lights will NOT be "
+                        "calibrated (nor written) until masters appear there")
+            return
+        lights = [f for f in frames if f.frametype == "light"]
+        bare = [f for f in lights if not_calibrated_reason(match_light(f, masters))]
+        if bare:
+            self._event(f"{len(bare)} of the {len(lights)} lights here have no master "
+                        "bias, dark or flat that fits: they will NOT be calibrated")
+
     def _rebuild(self):
-        """Rebuild stale masters and build missing ones (worker thread).
+        """Rebuild outdated masters and build missing ones (worker thread).
 
         Returns lines about what was done, for the result that triggered it.
         """
         self._masters_dirty = False
-        scan = scan_folder(self.raw_dir, previous=self._scan, aliases=self.aliases,
-                           recursive=self.recursive)
-        self._scan = scan
-        frames = [f for f in scan.frames
-                  if not any(f.path.startswith(d) for d in self._excluded)]
-        stale = {m.path for m, _ in stale_masters(self._reload_masters(), frames)}
+        try:
+            frames = self._calibration_frames()
+        except CcdcalError as exc:
+            return [f"masters not rebuilt: {exc}"]
+        check = check_masters(self._reload_masters(), frames, raw_root=self.raw_dir,
+                              seen=self._offered)
+        if not check:
+            return []
+        return self._build(frames, check, "master rebuilt")
+
+    def _build(self, frames, check, what):
+        """Run the master builder; ``check`` names the masters to replace."""
+        why = {} if check is None else dict(check.outdated)
         try:
             report = build_masters(frames, self.masters_dir, self.master_options,
-                                   overwrite=stale)
+                                   overwrite=set(why))
         except CcdcalError as exc:
             self._event(f"masters not rebuilt: {exc}")
             return [f"masters not rebuilt: {exc}"]
+        # Offered as they are now: they do not make a master outdated again.
+        self._offered = {(os.path.abspath(f.path), f.mtime) for f in frames
+                         if f.frametype in MASTER_KINDS}
         self._reload_masters(force=True)
         made = [m for m in report.masters if m is not None and m not in report.kept]
-        lines = [f"master rebuilt: {m.name} ({m.version})" for m in made]
+        lines = [f"{what}: {m.name} ({m.version})"
+                 + (f", because {why[m.path]}" if m.path in why else "") for m in made]
         for line in lines + [f"master problem: {p}" for p in report.problems]:
             self._event(line)
         return lines
