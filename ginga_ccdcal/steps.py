@@ -17,7 +17,7 @@ from .classify import header_number
 from .masters import master_data
 
 __all__ = ["Step", "calibration_steps", "as_read_step", "common_cuts", "step_cuts",
-           "row_profile"]
+           "row_profile", "blink_pair"]
 
 
 @dataclass
@@ -170,3 +170,21 @@ def row_profile(step):
     """
     profile = np.nanmedian(step.data, axis=0)
     return np.arange(profile.size, dtype=float), profile.astype(float)
+
+
+def blink_pair(steps):
+    """The two steps to blink: the rawest frame with the calibrated frame's
+    pixel grid, and the calibrated frame.
+
+    The frame as read when it has the calibrated shape (no overscan strip
+    was trimmed), otherwise the raw step after the trim: blinking frames of
+    different shapes would move the stars instead of showing what the
+    calibration changed.
+
+    Returns
+    -------
+    (Step, Step)
+    """
+    calibrated = steps[-1]
+    before = next(s for s in steps if s.data.shape == calibrated.data.shape)
+    return before, calibrated

@@ -9,8 +9,8 @@ from ginga_ccdcal.masters import build_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.sample import SyntheticCamera, write_night
 from ginga_ccdcal.scan import scan_folder
-from ginga_ccdcal.steps import (as_read_step, calibration_steps, common_cuts, row_profile,
-                                step_cuts)
+from ginga_ccdcal.steps import (as_read_step, blink_pair, calibration_steps, common_cuts,
+                                row_profile, step_cuts)
 
 
 def test_steps_end_where_calibration_ends(tmp_path):
@@ -75,3 +75,9 @@ def test_each_step_gets_its_own_contrast_and_row_profile(tmp_path):
         return np.mean(np.r_[p[:5], p[-5:]]) / np.mean(p[n // 2 - 5:n // 2 + 5])
     assert edge_to_centre(dark_done) < 0.95
     assert edge_to_centre(flat_done) == pytest.approx(1, abs=0.04)
+    # blinking compares frames on the same pixel grid: with an overscan
+    # strip the raw frame after the trim, without one the frame as read
+    assert [s.title for s in blink_pair(steps)] == ["raw", "/ flat"]
+    no_strip = [as_read_step(light)]
+    no_strip[0].data = no_strip[0].data[:, :-8]
+    assert blink_pair(no_strip + steps[1:])[0] is no_strip[0]
