@@ -165,7 +165,9 @@ class _StepPanel:
         # after the data arrived: fit again whenever the size changes.
         viewer.add_callback("configure", self._refit)
         self.viewer = viewer
-        self.widget.add_widget(Viewers.GingaViewerWidget(viewer), stretch=1)
+        image = Viewers.GingaViewerWidget(viewer)
+        image.set_min_size(160, 120)  # the image first; the page scrolls
+        self.widget.add_widget(image, stretch=1)
         self.widget.add_widget(self._build_profile_plot(logger), stretch=0)
         self.note = Widgets.Label("", halign="left")
         self.widget.add_widget(self.note, stretch=0)
@@ -179,12 +181,16 @@ class _StepPanel:
         plot_viewer.set_background("white")
         plot_viewer.set_foreground("black")
         self.plot = PlotAide(plot_viewer)
-        self.plot.setup_standard_frame(title="", x_title="column", y_title="ADU",
+        # no x title: the key says it, and the panel is small
+        self.plot.setup_standard_frame(title="", x_title=None, y_title="ADU",
                                        num_x_labels=3, num_y_labels=3)
         self.profile = gplots.XYPlot(name="row profile (median of each column)",
                                      color="#1b9e77", linewidth=1)
         self.plot.add_plot(self.profile)
-        return Viewers.GingaViewerWidget(plot_viewer)
+        plot = Viewers.GingaViewerWidget(plot_viewer)
+        plot.set_min_size(160, 80)
+        plot.set_max_size(None, 90)
+        return plot
 
     def show(self, view, same_cuts, keep_view=False):
         """Show ``view`` (a `_StepView`); ``keep_view`` keeps zoom and pan (blinking)."""
