@@ -1,0 +1,246 @@
+"""Issue 10, "Done when": the CCDSoft trap night reduces correctly with no option.
+
+`sample.make_ccdsoft_night` writes a night as CCDSoft saves it for an SBIG
+camera (flats saved as lights, auto-dark-subtracted lights with a pedestal,
+``BIAS = 100``, binning 1 x 2, flats of two exposures, two cooler
+set-points, an arc frame with no IMAGETYP, a light named like a flat), with
+the truth about every frame.  ``ginga-ccdcal reduce NIGHT --out OUT`` is run
+once through `ginga_ccdcal.cli.main`, and every product is checked against
+that truth: the CLI's lines, each master's inputs, each calibrated light's
+pixels, and what the headers say.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ginga_ccdcal.cli import main
+from ginga_ccdcal.fitsfile import read_image
+from ginga_ccdcal.provenance import camera_pedestal, steps_done
+from ginga_ccdcal.sample import CCDSOFT_PEDESTAL, make_ccdsoft_night
+
+
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory):
+    """The trap night, reduced once: (night, out folder, status, stdout, stderr)."""
+    root = tmp_path_factory.mktemp("trap")
+    night = make_ccdsoft_night(root / "night", seed=3)
+    out = root / "out"
+    capture = pytest.MonkeyPatch()
+    import io
+    import sys
+    stdout, stderr = io.StringIO(), io.StringIO()
+    capture.setattr(sys, "stdout", stdout)
+    capture.setattr(sys, "stderr", stderr)
+    try:
+        status = main(["-q", "reduce", str(night.directory), "--out", str(out)])
+    finally:
+        capture.undo()
+    return night, str(out), status, stdout.getvalue(), stderr.getvalue()
+
+
+def _lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _master_inputs(path):
+    """Base names of the raw frames a master's HISTORY says went in."""
+    header = fits.getheader(path)
+    prefix = "ccdcal: input "
+    return sorted(os.path.basename(str(h)[len(prefix):].strip())
+                  for h in header.get("HISTORY", []) if str(h).startswith(prefix))
+
+
+def _masters(out):
+    folder = os.path.join(out, "masters")
+    return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.endswith(".fits")}
+
+
+def _names(frames):
+    return sorted(os.path.basename(f.path) for f in frames)
+
+
+# -- the night writes what the readers read -----------------------------------
+
+def test_auto_dark_lights_carry_the_traces_the_readers_read(reduced):
+    night = reduced[0]
+    for frame in night.of_type("light"):
+        header = fits.getheader(frame.path)
+        done = steps_done(header)
+        if frame.dark_subtracted:
+            assert "dark" in done and "bias" in done, frame.path
+            # What real CCDSoft writes: the correction to add, -100.
+            assert header["PEDESTAL"] == -CCDSOFT_PEDESTAL
+            assert camera_pedestal(header) == -CCDSOFT_PEDESTAL
+        else:
+            assert not done, frame.path
+            assert camera_pedestal(header) is None
+    # The BIAS = 100 card of every raw frame is no pedestal to take off.
+    for frame in night.frames:
+        if not frame.dark_subtracted:
+            assert camera_pedestal(fits.getheader(frame.path)) is None
+
+
+def test_bias_card_alone_is_the_pedestal_of_a_dark_subtracted_frame():
+    """``BIAS = 100`` (what was added) on a dark-subtracted frame with no
+    PEDESTAL card: the correction is -100; on a raw frame it is nothing."""
+    header = fits.Header([("BIAS", 100, "PEDESTAL ADDED TO DARK-SUBTRACTED IMAGES")])
+    assert camera_pedestal(header) is None
+    header.add_history("Auto-Dark Subtraction")
+    assert camera_pedestal(header) == -100.0
+    header["PEDESTAL"] = -50
+    assert camera_pedestal(header) == -50.0  # the explicit correction wins
+
+
+# -- the CLI ------------------------------------------------------------------
+
+def test_exit_status_and_every_line_are_honest(reduced):
+    night, out, status, stdout, stderr = reduced
+    errors = _lines(stderr)
+    assert status == 0, stdout + stderr
+    assert not [e for e in errors if e.startswith(("skipped:", "warning:",
+                                                   "not calibrated:", "Traceback"))]
+    notes = [e for e in errors if e.startswith("note: ")]
+    assert len(notes) == len(errors), errors
+    for flat in night.of_type("flat"):
+        said = [n for n in notes if os.path.basename(flat.path) + ":" in n]
+        assert len(said) == 1, (flat.path, notes)   # once, not twice
+        assert "header says light; file name and pixels say flat" in said[0]
+    arc = night.of_type("unknown")[0]
+    said = [n for n in notes if os.path.basename(arc.path) + ":" in n]
+    assert len(said) == 1 and ": unknown - " in said[0] and "not used" in said[0]
+    target = [n for n in notes if "flat-field-target.fits:" in n]
+    assert len(target) == 1 and ": light - " in target[0]
+    assert len(notes) == len(night.of_type("flat")) + 2
+    assert f"{len(night.of_type('light'))} calibrated" in stdout
+    counts = {kind: len(night.of_type(kind)) for kind in
+              ("bias", "dark", "flat", "light", "unknown")}
+    assert ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) in stdout
+
+
+# -- the masters --------------------------------------------------------------
+
+def _expected_groups(night):
+    """Per master kind, the frame groups a careful observer combines."""
+    groups = {}
+    for frame in night.of_type("bias"):
+        groups.setdefault(("bias", frame.set_temp), []).append(frame)
+    for frame in night.of_type("dark"):
+        groups.setdefault(("dark", frame.exptime, frame.set_temp), []).append(frame)
+    for frame in night.of_type("flat"):
+        groups.setdefault(("flat", frame.filter), []).append(frame)
+    return {key: _names(frames) for key, frames in groups.items()}
+
+
+def test_each_master_has_exactly_the_right_inputs(reduced):
+    night, out = reduced[:2]
+    made = sorted(_master_inputs(path) for path in _masters(out).values())
+    assert made == sorted(_expected_groups(night).values())
+    arc = os.path.basename(night.of_type("unknown")[0].path)
+    assert not any(arc in names for names in made)
+
+
+def test_each_flat_had_the_dark_of_its_own_exposure(reduced):
+    out = reduced[1]
+    flat = fits.getheader(_masters(out)["master_flat_R.fits"])
+    assert flat["DARKSUB"] is True and flat["BIASSUB"] is True
+    assert flat["NDARKSUB"] == 6 and flat["FLATNORM"] == "mean"
+    # HISTORY wraps long lines at 72 characters: join, then split on our prefix.
+    history = "".join(str(h) for h in flat["HISTORY"])
+    lines = [line for line in history.split("ccdcal: ") if line.startswith("flat flat-R-")]
+    assert len(lines) == 6
+    for line in lines:
+        seconds = line.split("flat-R-")[1].split("s-")[0]
+        assert f"master_dark_{seconds}s" in line and "same exposure" in line, line
+
+
+def test_masters_of_two_set_points_stay_apart(reduced):
+    out = reduced[1]
+    for path in _masters(out).values():
+        header = fits.getheader(path)
+        if header["MSTRTYPE"] in ("bias", "dark"):
+            assert header["CCDTMAX"] - header["CCDTMIN"] < 1.0, path
+
+
+# -- the calibrated lights ----------------------------------------------------
+
+def _calibrated(out, frame):
+    path = os.path.join(out, os.path.basename(frame.path))
+    data, header, _ = read_image(path)
+    return np.asarray(data, dtype=float), header
+
+
+def _noise_adu(camera, truth):
+    """Per-pixel noise of a calibrated light (read and photon noise), ADU."""
+    return np.sqrt((camera.read_noise / camera.gain) ** 2
+                   + np.clip(truth, 0, None) / camera.gain)
+
+
+@pytest.mark.parametrize("which", ["auto-dark", "raw", "flat-field-target"])
+def test_calibrated_lights_agree_with_the_camera_truth(reduced, which):
+    night, out = reduced[:2]
+    camera = night.camera
+    lights = [f for f in night.of_type("light")
+              if (which == "flat-field-target") == ("flat-field-target" in f.path)
+              and (which != "auto-dark" or f.dark_subtracted)
+              and (which != "raw" or not f.dark_subtracted)]
+    assert lights
+    for frame in lights:
+        data, _ = _calibrated(out, frame)
+        # The master flat is divided by its mean (FLATNORM = 'mean'), the
+        # camera's flat by its median: the calibrated level is the signal
+        # times the camera flat's mean.
+        truth = camera.ideal_light_of(frame.info) * camera.flats[frame.filter].mean()
+        residual = data - truth
+        # Block medians: noise averages out, a pedestal left in (100 / flat,
+        # up to 30 % vignetting) or a dark taken twice does not.
+        ny, nx = residual.shape
+        blocks = residual[: ny // 8 * 8, : nx // 8 * 8].reshape(
+            ny // 8 * 8 // 8, 8, -1, 8).swapaxes(1, 2).reshape(-1, 64)
+        sigma = float(np.median(_noise_adu(camera, truth))) / np.sqrt(64) * 1.26
+        # The masters' own noise adds a little: 6 sigma leaves room for it.
+        assert np.all(np.abs(np.median(blocks, axis=1)) < 6 * sigma), (
+            frame.path, np.abs(np.median(blocks, axis=1)).max(), sigma)
+        assert abs(np.median(residual)) < 2 * sigma, frame.path
+
+
+def test_headers_say_what_was_done_and_why(reduced):
+    night, out = reduced[:2]
+    for frame in night.of_type("light"):
+        _, header = _calibrated(out, frame)
+        history = " ".join(str(h) for h in header.get("HISTORY", []))
+        if frame.dark_subtracted:
+            assert header["CALSTAT"].strip() == "BDF"
+            assert "dark not applied: already subtracted by the camera software" in history
+            assert "bias not applied" in history
+            assert "camera pedestal removed" in history
+            assert "PEDESTAL" not in header and "BIASFILE" not in header
+            assert "DARKFILE" not in header and header["FLATFILE"] == "master_flat_R.fits"
+        else:
+            assert header["CALSTAT"].strip() == "BDF"
+            for key in ("BIASFILE", "DARKFILE", "FLATFILE"):
+                assert key in header
+            want = f"{frame.set_temp:+.0f}C"
+            assert want in header["DARKFILE"] and want in header["BIASFILE"]
+        assert "CALMISS" not in header
+
+
+def test_no_absolute_path_in_any_product_header(reduced):
+    night, out = reduced[:2]
+    roots = {os.path.abspath(night.directory), os.path.abspath(out),
+             os.path.dirname(os.path.abspath(out))}
+    products = list(_masters(out).values()) + [
+        os.path.join(out, n) for n in os.listdir(out) if n.endswith(".fits")]
+    assert len(products) > 7
+    for path in products:
+        header = fits.getheader(path)
+        # HISTORY and COMMENT wrap long lines: join them before looking.
+        text = " ".join(str(v) for k, v in header.items()
+                        if k not in ("HISTORY", "COMMENT"))
+        text += " " + "".join(str(v) for v in header.get("HISTORY", []))
+        text += " " + "".join(str(v) for v in header.get("COMMENT", []))
+        for root in roots:
+            assert root not in text, (path, root)
