@@ -1434,7 +1434,8 @@ def make_ccdsoft_night(directory, seed=0, *, shape=(80, 120), overwrite=False):
       ~0.1 C around SET-TEMP;
     - **auto-dark lights**: 3 of the 6 ``m57-R-*.fits`` lights were
       dark-subtracted by the camera software (``HISTORY Auto-Dark
-      Subtraction``): their pixels are ``flat * signal + 100`` plus noise;
+      Subtraction``, ``PEDESTAL = -100`` as CCDSoft writes them): their
+      pixels are ``flat * signal + 100`` plus noise;
     - **an arc-lamp frame** ``arc-neon-001.fits`` with no IMAGETYP: bright
       sharp lines, neither a dark nor a flat nor a light (truth 'unknown');
     - **a light named** ``flat-field-target.fits``: IMAGETYP 'Light Frame'
@@ -1536,6 +1537,9 @@ def _write_ccdsoft_frame(camera, path, kind, exptime, set_temp, ccd_temp, autoda
     header = _ccdsoft_header(imagetyp, exptime, filter, date, set_temp, ccd_temp,
                              camera, seed[1] + 1)
     if autodark:
+        # What CCDSoft / CCDOps write on a frame they dark-subtracted: the
+        # correction to add to get zero-based ADU, and the HISTORY lines.
+        header["PEDESTAL"] = (-CCDSOFT_PEDESTAL, "CORRECTION TO ADD FOR ZERO-BASED ADU")
         header.add_history("Auto-Dark Subtraction")
         header.add_history(f"Dark Subtraction (Dark {exptime:g} sec, Bin1x2, "
                            f"Temp {set_temp:g}C)")
