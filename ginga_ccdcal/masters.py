@@ -453,7 +453,8 @@ def _existing(path, overwrite, report):
 
 def build_master_bias(frames, out_dir, options=None, *, report=None,
                       overwrite=False, progress=None, cancel=None):
-    """Combine bias frames into master bias frame(s), one per detector setup.
+    """Combine bias frames into master bias frame(s), one per detector setup
+    (and per cooler set-point when the night has two, as for darks).
 
     Parameters
     ----------
@@ -477,11 +478,20 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
                                "without bias subtraction")
         return report
     setups = _setups(frames)
-    for group in setups:
-        check(cancel)
-        path = os.path.join(out_dir, f"master_bias{_setup_suffix(group, setups)}.fits")
-        if _existing(path, overwrite, report):
-            continue
+    for setup in setups:
+        # Two cooler set-points: a master bias each (the bias level of many
+        # cameras drifts with temperature; match.choose_bias takes the nearest).
+        for group, temp in _by_temperature(setup, options):
+            check(cancel)
+            _build_one_bias(group, temp, out_dir, options, report, overwrite,
+                            progress, cancel, _setup_suffix(group, setups))
+    return report
+
+
+def _build_one_bias(group, temp, out_dir, options, report, overwrite, progress,
+                    cancel, suffix):
+    path = os.path.join(out_dir, f"master_bias{_temp_suffix(temp)}{suffix}.fits")
+    if not _existing(path, overwrite, report):
         inputs, regions = _inputs(group, options)
         result = combine(inputs, progress=progress, cancel=cancel,
                          **options.combine_kwargs("bias"))
@@ -490,7 +500,6 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
         header["EXPOSURE"] = 0.0
         _clip_note(report, path, "bias", options, result)
         _write_master(path, result.data, header, overwrite, report)
-    return report
 
 
 def split_by_temperature(frames, tolerance):
