@@ -144,7 +144,7 @@ def test_each_master_has_exactly_the_right_inputs(reduced):
 
 
 def test_each_flat_had_the_dark_of_its_own_exposure(reduced):
-    out = reduced[1]
+    night, out = reduced[:2]
     flat = fits.getheader(_masters(out)["master_flat_R.fits"])
     assert flat["DARKSUB"] is True and flat["BIASSUB"] is True
     assert flat["NDARKSUB"] == 6 and flat["FLATNORM"] == "mean"
@@ -153,8 +153,26 @@ def test_each_flat_had_the_dark_of_its_own_exposure(reduced):
     lines = [line for line in history.split("ccdcal: ") if line.startswith("flat flat-R-")]
     assert len(lines) == 6
     for line in lines:
-        seconds = line.split("flat-R-")[1].split("s-")[0]
-        assert f"master_dark_{seconds}s" in line and "same exposure" in line, line
+        frame = night.named(line.split()[1].rstrip(":"))
+        if frame.dark_subtracted:
+            # Auto-dark by the camera: neither the dark nor the bias again,
+            # and its pedestal off before it is scaled and combined.
+            assert "dark not subtracted: already subtracted by the camera" in line
+            assert "bias not subtracted" in line and "master_" not in line
+            assert "pedestal of 100 ADU removed" in line
+        else:
+            assert f"master_dark_{frame.exptime:g}s" in line, line
+            assert "same exposure" in line, line
+    assert sum(f.dark_subtracted for f in night.of_type("flat")) == 1
+
+
+def test_master_flat_agrees_with_the_camera_flat(reduced):
+    night, out = reduced[:2]
+    data, _, _ = read_image(_masters(out)["master_flat_R.fits"])
+    truth = night.camera.flats["R"] / night.camera.flats["R"].mean()
+    # Six flats of ~20000 ADU: ~0.3 % noise per pixel.
+    assert np.abs(np.asarray(data) / truth - 1).max() < 0.02
+    assert abs(np.mean(np.asarray(data) / truth) - 1) < 1e-3
 
 
 def test_masters_of_two_set_points_stay_apart(reduced):
@@ -244,3 +262,50 @@ def test_no_absolute_path_in_any_product_header(reduced):
         text += " " + "".join(str(v) for v in header.get("COMMENT", []))
         for root in roots:
             assert root not in text, (path, root)
+
+
+# -- calibration frames the camera software calibrated already ----------------
+
+def _calibrated_by_camera(path, camera, subtract, history=None, **keywords):
+    """Rewrite a raw frame as camera software leaves it: ``subtract`` taken
+    off, a 100 ADU pedestal added, and the header's trace of it."""
+    with fits.open(path, mode="update") as hdul:
+        data = hdul[0].data.astype(np.float64) - subtract + 100.0
+        hdul[0].data = np.clip(np.rint(data), 0, 65535).astype(np.uint16)
+        hdul[0].header["PEDESTAL"] = (-100, "correction to add for zero-based ADU")
+        if history:
+            hdul[0].header.add_history(history)
+        for key, value in keywords.items():
+            hdul[0].header[key] = value
+
+
+def test_masters_do_not_redo_what_the_camera_did(tmp_path):
+    """A flat CCDSoft auto-dark-subtracted and darks IRAF bias-subtracted
+    (ZEROCOR) get neither step again, and lose their pedestal."""
+    from ginga_ccdcal.masters import build_masters, master_data
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+    from ginga_ccdcal.scan import scan_folder
+
+    camera = SyntheticCamera((40, 48), bias_level=1000.0, dark_current=2.0, seed=41,
+                             hot_pixel_fraction=0.0)
+    paths = write_night(tmp_path / "raw", camera,
+                        [("bias", 0.0, None, 4), ("dark", 10.0, None, 4),
+                         {"frametype": "flat", "exptime": 10.0, "filter": "R",
+                          "count": 4, "level": 8000.0}], noise=False)
+    darks, flats = paths[4:8], paths[8:12]
+    for path in darks[:2]:
+        _calibrated_by_camera(path, camera, camera.bias, ZEROCOR="bias subtracted")
+    for path in flats[:3]:
+        _calibrated_by_camera(path, camera, camera.bias + camera.dark_rate * 10.0,
+                              "Auto-Dark Subtraction")
+    report = build_masters(scan_folder(tmp_path / "raw").frames, tmp_path / "m")
+    by_kind = {m.kind: m for m in report.masters}
+    dark = master_data(by_kind["dark"])
+    assert by_kind["dark"].header["BIASSUB"] is True
+    np.testing.assert_allclose(dark, camera.dark_rate * 10.0, atol=1.1)  # whole ADU
+    flat = master_data(by_kind["flat"])
+    truth = camera.flats["R"] / camera.flats["R"].mean()
+    np.testing.assert_allclose(flat, truth, rtol=2e-3)
+    history = "".join(str(h) for h in by_kind["flat"].header["HISTORY"])
+    assert "already subtracted by the camera software" in history
+    assert by_kind["flat"].header["DARKSUB"] is True
