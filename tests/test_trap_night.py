@@ -309,3 +309,57 @@ def test_masters_do_not_redo_what_the_camera_did(tmp_path):
     history = "".join(str(h) for h in by_kind["flat"].header["HISTORY"])
     assert "already subtracted by the camera software" in history
     assert by_kind["flat"].header["DARKSUB"] is True
+
+
+# -- masters outdated since the last run ----------------------------------------
+
+def test_reduce_rebuilds_masters_whose_frames_changed(tmp_path):
+    """A bias frame replaced after a run: the next run rebuilds the master
+    bias and what depends on it, says why, and recalibrates the lights."""
+    from ginga_ccdcal.reduce import reduce_night
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+
+    camera = SyntheticCamera((32, 40), seed=43)
+    paths = write_night(tmp_path / "raw", camera,
+                        [("bias", 0.0, None, 3), ("dark", 10.0, None, 3),
+                         ("flat", 2.0, "R", 3), ("light", 10.0, "R", 2)])
+    out = tmp_path / "out"
+    first = reduce_night(tmp_path / "raw", out)
+    built = {os.path.basename(m.path): fits.getheader(m.path)["CCDCALDT"]
+             for m in first.masters.masters}
+    assert sorted(built) == ["master_bias.fits", "master_dark_10s.fits",
+                             "master_flat_R.fits"]
+    # Later, the observer replaces a bad bias frame by a better one of the
+    # same name (the masters are dated back: no waiting in a test).
+    for master in first.masters.masters:
+        earlier = os.stat(master.path).st_mtime - 60
+        os.utime(master.path, (earlier, earlier))
+    with fits.open(paths[0], mode="update") as hdul:
+        hdul[0].data = camera.frame("bias", seed=99)
+    second = reduce_night(tmp_path / "raw", out)
+    assert not second.masters.kept, [m.path for m in second.masters.kept]
+    bias = next(m for m in second.masters.masters if m.kind == "bias")
+    assert any("rebuilt" in line and "changed" in line
+               for line in second.masters.summary(bias))
+    assert len(second.calibration.redone) == 2
+    assert not second.calibration.existing
+    # A third run with nothing changed keeps everything.
+    third = reduce_night(tmp_path / "raw", out)
+    assert len(third.masters.kept) == 3 and len(third.calibration.existing) == 2
+
+
+def test_reduce_keeps_masters_that_left_a_frame_out_on_purpose(tmp_path):
+    """A saturated flat is in no master: a second run keeps the masters."""
+    from ginga_ccdcal.reduce import reduce_night
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+
+    camera = SyntheticCamera((32, 40), seed=44)
+    write_night(tmp_path / "raw", camera,
+                [("bias", 0.0, None, 3), ("dark", 10.0, None, 3), ("flat", 2.0, "R", 3),
+                 {"frametype": "flat", "exptime": 2.0, "filter": "R", "count": 1,
+                  "level": 80000.0}, ("light", 10.0, "R", 1)])
+    first = reduce_night(tmp_path / "raw", tmp_path / "out")
+    assert any("saturated" in p for p in first.masters.problems)
+    second = reduce_night(tmp_path / "raw", tmp_path / "out")
+    assert len(second.masters.kept) == 3, second.masters.notes
+    assert len(second.calibration.existing) == 1
