@@ -363,3 +363,27 @@ def test_reduce_keeps_masters_that_left_a_frame_out_on_purpose(tmp_path):
     second = reduce_night(tmp_path / "raw", tmp_path / "out")
     assert len(second.masters.kept) == 3, second.masters.notes
     assert len(second.calibration.existing) == 1
+
+
+# -- one statistic in one place -------------------------------------------------
+
+def test_no_hand_written_mad_constant_in_the_package():
+    """The MAD-to-sigma factor comes from `astropy.stats.mad_std`, never
+    typed in by hand (1.4826, or 0.6745 the other way round)."""
+    import re
+
+    import ginga_ccdcal
+    root = os.path.dirname(ginga_ccdcal.__file__)
+    typed = re.compile(r"(?<![\d.])(1\.48[0-9]*|0\.674[0-9]*)(?![\d])")
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as stream:
+                    for number, line in enumerate(stream, 1):
+                        code = line.split("#")[0]
+                        if typed.search(code):
+                            found.append(f"{os.path.relpath(path, root)}:{number}: "
+                                         + line.strip())
+    assert not found, found
