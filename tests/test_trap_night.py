@@ -387,3 +387,33 @@ def test_no_hand_written_mad_constant_in_the_package():
                             found.append(f"{os.path.relpath(path, root)}:{number}: "
                                          + line.strip())
     assert not found, found
+
+
+# -- watch says why a frame's type is unknown -----------------------------------
+
+def test_watch_says_why_the_arc_frame_is_unknown(reduced, tmp_path):
+    import shutil
+    import threading
+
+    from ginga_ccdcal.scan import frame_from_file
+    from ginga_ccdcal.watch import FolderWatcher
+
+    night, out = reduced[:2]
+    arc = night.of_type("unknown")[0].path
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    results, arrived = [], threading.Event()
+
+    def on_result(result):
+        results.append(result)
+        arrived.set()
+
+    with FolderWatcher(raw, tmp_path / "out", masters_dir=os.path.join(out, "masters"),
+                       poll_interval=0.1, on_result=on_result):
+        shutil.copy2(arc, raw / "arc-neon-001.fits")
+        assert arrived.wait(30.0)
+    [result] = results
+    note = frame_from_file(str(raw / "arc-neon-001.fits")).type_note
+    assert note and "fit no type" in note
+    assert result.status == "ignored"
+    assert note in result.problem and "frame type unknown" in result.problem
