@@ -417,3 +417,21 @@ def test_watch_says_why_the_arc_frame_is_unknown(reduced, tmp_path):
     assert note and "fit no type" in note
     assert result.status == "ignored"
     assert note in result.problem and "frame type unknown" in result.problem
+
+
+def test_a_guessed_frame_is_listed_once(tmp_path, capsys):
+    """A frame typed from its pixels alone is one line in the CLI, not a
+    warning and a note."""
+    from ginga_ccdcal.sample import SyntheticCamera, write_night
+
+    camera = SyntheticCamera((32, 40), seed=45)
+    paths = write_night(tmp_path / "raw", camera,
+                        [("bias", 0.0, None, 3), ("dark", 10.0, None, 3),
+                         ("flat", 2.0, "R", 3), ("light", 10.0, "R", 1)])
+    with fits.open(paths[6], mode="update") as hdul:
+        del hdul[0].header["IMAGETYP"]
+    main(["-q", "reduce", str(tmp_path / "raw"), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    name = os.path.basename(paths[6])
+    assert sum(line.count(name) for line in text.splitlines()) == 1, text
