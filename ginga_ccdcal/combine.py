@@ -825,16 +825,6 @@ def _radix_median(read_band, bands, dtype):
 # The public function
 # ---------------------------------------------------------------------------
 
-def _check_threshold(value, name):
-    if value is None:
-        return np.inf
-    try:
-        value = abs(float(value))
-    except (TypeError, ValueError):
-        raise CcdcalError(f"{name} must be a number or None, not {value!r}") from None
-    return value
-
-
 def combine(frames, method="median", *, subtract=None, scale=None,
             sigma_clip=False, sigma_clip_low_thresh=3.0,
             sigma_clip_high_thresh=3.0, sigma_clip_func="median",
@@ -935,257 +925,237 @@ def combine(frames, method="median", *, subtract=None, scale=None,
     frames = list(frames)
     if not frames:
         raise CcdcalError("no frames to combine")
-    if method not in METHODS:
-        raise CcdcalError(f"unknown combine method {method!r}; "
-                          f"use one of {', '.join(METHODS)}")
-    if sigma_clip:
-        if sigma_clip_func not in CENTER_FUNCS:
-            raise CcdcalError(f"sigma_clip_func must be one of {CENTER_FUNCS}, "
-                              f"not {sigma_clip_func!r}")
-        if sigma_clip_dev_func not in DEV_FUNCS:
-            raise CcdcalError(f"sigma_clip_dev_func must be one of {DEV_FUNCS}, "
-                              f"not {sigma_clip_dev_func!r}")
-    low = _check_threshold(sigma_clip_low_thresh, "sigma_clip_low_thresh")
-    high = _check_threshold(sigma_clip_high_thresh, "sigma_clip_high_thresh")
-    out_dtype = np.dtype(dtype)
-    if out_dtype.kind != "f":
-        raise CcdcalError(f"dtype must be a float type, not {out_dtype}")
-    work = np.dtype(np.float64 if out_dtype.itemsize > 4 else np.float32)
-    if mem_limit is None:
-        mem_limit = default_mem_limit()
-    mem_limit = int(mem_limit)
-    n_threads = _default_threads() if threads is None else max(1, int(threads))
+    args = _Arguments.check(method, sigma_clip, sigma_clip_low_thresh,
+                            sigma_clip_high_thresh, sigma_clip_func,
+                            sigma_clip_dev_func, dtype, mem_limit, threads)
     n = len(frames)
+    sources = _FrameSources(frames, cancel)
+    subtrahends = _Subtrahends(subtract, n, sources.shape, args.work)
+    raw_size = sources.raw_itemsize(args.work)
+    memory = _plan_memory(args, sources.shape, n, len(sources.compressed),
+                          raw_size, subtrahends.copy_bytes)
+    factors, inverse_median = _scale_factors(scale, n)
 
-    # -- look at every frame before any heavy work: shapes, where pixels are
-    sources = [None] * n
-    compressed = []
-    shape0 = name0 = None
-    for i, frame in enumerate(frames):
-        check(cancel)
-        name = _frame_name(frame, i)
-        if isinstance(frame, (str, os.PathLike)):
-            kind, what = _locate_image(name)
-            if kind == "raw":
-                sources[i] = what
-                shape = what.shape
-            else:
-                compressed.append(i)
-                shape = what
-        else:
-            sources[i] = _array_source(frame, name)
-            shape = sources[i].shape
-        if shape0 is None:
-            shape0, name0 = shape, name
-        elif shape != shape0:
-            raise FrameError(name, f"image shape {shape} differs from "
-                             f"{shape0} of the first frame ({name0})")
-    height, width = shape0
-
-    # -- what is subtracted: one (scalar, array) per frame, shared arrays
-    # converted once
-    per_frame = _is_per_frame(subtract, n)
-    parsed = {}
-
-    def parse(item):
-        if id(item) not in parsed:
-            parsed[id(item)] = _parse_subtract(item, shape0, work)
-        return parsed[id(item)]
-
-    subs = [parse(item)[:2] for item in subtract] if per_frame \
-        else [parse(subtract)[:2]] * n
-    sub_bad = any(p[2] for p in parsed.values())
-    sub_copy_bytes = sum(p[3] for p in parsed.values())
-
-    # -- memory budget: the result, a converted copy of `subtract`, the
-    # decompressed frames kept in memory, and per-worker band buffers.
-    result_bytes = height * width * (out_dtype.itemsize + 1)
-    spare = mem_limit - result_bytes - sub_copy_bytes
-    frame_bytes = height * width * work.itemsize
-    cache_room = max(0, int(spare * _CACHE_FRACTION))
-    n_cached = min(len(compressed), cache_room // frame_bytes) if frame_bytes else 0
-    spare -= n_cached * frame_bytes
-
-    # Bytes per pixel of the buffer that file bytes are read into.
-    raw_size = max([s.dtype.itemsize for s in sources if isinstance(s, _RawSource)]
-                   + [work.itemsize if compressed else 1])
-    uses_mad = sigma_clip and sigma_clip_dev_func == "mad_std"
-    # stack + exclusion flags (+ float64 deviations for mad_std), the read
-    # buffer and about a dozen float64 planes of per-pixel statistics.
-    per_pixel = n * (work.itemsize + 1 + (8 if uses_mad else 0)) + raw_size + 12 * 8
-    workers, rows = _band_rows(spare, per_pixel, width, n_threads)
-    target = max(1, _TARGET_BAND_BYTES // (n * work.itemsize * width))
-    rows = min(rows, target, height)
-    if workers > 1:
-        rows = min(rows, -(-height // workers))  # every worker gets a band
-    bands = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
-    # Per-frame medians: a whole frame per worker, partitioned in place,
-    # when that fits (numpy's partition releases the GIL, so workers run in
-    # parallel); otherwise a radix selection over bands of the frame.
-    med_bytes = 2 * work.itemsize + raw_size + 2  # frame, raw, flags, kept
-    if spare >= workers * height * width * med_bytes:
-        med_rows = height  # read once, keep it for both passes
-    else:
-        med_rows = min(_band_rows(spare, med_bytes + 32, width, workers)[1],
-                       height, max(1, (1 << 20) // width))
-    max_kept = max(1 << 16, spare // (2 * workers * work.itemsize))
-    med_bands = [(r0, min(height, r0 + med_rows)) for r0 in range(0, height, med_rows)]
-
-    inverse_median = isinstance(scale, str)
-    if inverse_median and scale != "inverse_median":
-        raise CcdcalError(f"unknown scale {scale!r}; use a list of factors "
-                          "or 'inverse_median'")
-    factors = None
-    if scale is not None and not inverse_median:
-        try:
-            factors = [float(s) for s in scale]
-        except (TypeError, ValueError):
-            raise CcdcalError("scale must be None, 'inverse_median' or one "
-                              "number per frame") from None
-        if len(factors) != n:
-            raise CcdcalError(f"scale has {len(factors)} factors for {n} frames")
-
-    total = len(compressed) + (n if inverse_median else 0) + len(bands)
-    done = 0
-    scratch = _Scratch()
-    tmpdir = None
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    steps = _Steps(progress, len(sources.compressed)
+                   + (n if inverse_median else 0) + len(memory.bands))
+    workers = _Workers(memory.workers, cancel)
     try:
-        # -- decompress compressed frames once
-        for i in compressed:
+        sources.decompress(args.work, memory.n_cached, steps, cancel)
+        reader = _BandReader(sources.sources, subtrahends, sources.shape,
+                             args.work, raw_size, _Scratch())
+        if inverse_median:
+            factors = _inverse_median_factors(reader, sources.names, memory,
+                                              workers, steps)
+        plan = args.band_plan(n, may_have_bad=(
+            subtrahends.may_have_bad or sources.may_have_bad()
+            or (factors is not None and not np.all(np.isfinite(factors)))))
+        data, mask, n_rejected = _combine_bands(reader, factors, plan,
+                                                memory.bands, args.out_dtype,
+                                                workers, steps)
+    finally:
+        workers.shutdown()
+        sources.cleanup()
+    return CombineResult(data=data, n_frames=n, n_rejected=int(n_rejected),
+                         mask=mask, method=method,
+                         settings=_settings(args, n, subtrahends, scale,
+                                            factors, memory, sources))
+
+
+# ---------------------------------------------------------------------------
+# The pieces of combine: checked arguments, where each frame's pixels come
+# from, what is subtracted, the memory plan, the scale factors, the band
+# loop and the result's settings
+# ---------------------------------------------------------------------------
+
+def _check_threshold(value, name):
+    """A clipping threshold as a float >= 0; None (that side off) as inf."""
+    if value is None:
+        return np.inf
+    try:
+        value = abs(float(value))
+    except (TypeError, ValueError):
+        raise CcdcalError(f"{name} must be a number or None, not {value!r}") from None
+    return value
+
+
+@dataclass
+class _Arguments:
+    """The scalar arguments of :func:`combine`, checked and normalised.
+
+    Checked before any file is opened, so that a typo in a keyword costs
+    nothing; ``work`` is the type the stack is held and combined in.
+    """
+
+    method: str
+    sigma_clip: bool
+    low: float      # np.inf: no rejection on that side
+    high: float
+    center: str
+    dev: str
+    out_dtype: np.dtype
+    work: np.dtype
+    mem_limit: int
+    threads: int
+
+    @classmethod
+    def check(cls, method, sigma_clip, low, high, center, dev, dtype,
+              mem_limit, threads):
+        """Raise `CcdcalError` for a bad argument; fill in the defaults."""
+        if method not in METHODS:
+            raise CcdcalError(f"unknown combine method {method!r}; "
+                              f"use one of {', '.join(METHODS)}")
+        if sigma_clip:
+            if center not in CENTER_FUNCS:
+                raise CcdcalError(f"sigma_clip_func must be one of {CENTER_FUNCS}, "
+                                  f"not {center!r}")
+            if dev not in DEV_FUNCS:
+                raise CcdcalError(f"sigma_clip_dev_func must be one of {DEV_FUNCS}, "
+                                  f"not {dev!r}")
+        low = _check_threshold(low, "sigma_clip_low_thresh")
+        high = _check_threshold(high, "sigma_clip_high_thresh")
+        out_dtype = np.dtype(dtype)
+        if out_dtype.kind != "f":
+            raise CcdcalError(f"dtype must be a float type, not {out_dtype}")
+        work = np.dtype(np.float64 if out_dtype.itemsize > 4 else np.float32)
+        mem_limit = int(default_mem_limit() if mem_limit is None else mem_limit)
+        threads = _default_threads() if threads is None else max(1, int(threads))
+        return cls(method=method, sigma_clip=bool(sigma_clip), low=low,
+                   high=high, center=center, dev=dev, out_dtype=out_dtype,
+                   work=work, mem_limit=mem_limit, threads=threads)
+
+    def band_plan(self, n, may_have_bad):
+        """The `_Plan` every band is combined with."""
+        return _Plan(method=self.method, n=n, work_dtype=self.work,
+                     sigma_clip=self.sigma_clip, low=self.low, high=self.high,
+                     center=self.center, dev=self.dev, may_have_bad=may_have_bad)
+
+
+class _FrameSources:
+    """Where the pixels of each frame come from, one source per frame.
+
+    Every frame is looked at (its header, or the array) before any heavy
+    work, so that a file of the wrong shape or an unreadable one is
+    reported at once rather than after minutes of combining.  Compressed
+    files cannot be read by rows: their source is None until `decompress`
+    has been called, once the memory plan says how many of them may stay
+    in memory.  `cleanup` removes the temporary files of the others.
+
+    Attributes
+    ----------
+    names : list of str
+        The frames' names for messages (file name or "frame i").
+    sources : list
+        An ``_ArraySource`` or ``_RawSource`` per frame (None for a
+        compressed file not yet decompressed).
+    compressed : list of int
+        Indices of the compressed frames.
+    shape : tuple of int
+        The common image shape.
+    """
+
+    def __init__(self, frames, cancel):
+        self.names = []
+        self.sources = [None] * len(frames)
+        self.compressed = []
+        self.shape = None
+        self._tmpdir = None
+        for i, frame in enumerate(frames):
             check(cancel)
-            name = _frame_name(frames[i], i)
+            name = _frame_name(frame, i)
+            self.names.append(name)
+            self.sources[i], shape = _open_frame(frame, name)
+            if self.sources[i] is None:
+                self.compressed.append(i)
+            if self.shape is None:
+                self.shape = shape
+            else:
+                self._check_shape(name, shape)
+
+    def _check_shape(self, name, shape):
+        if shape != self.shape:
+            raise FrameError(name, f"image shape {shape} differs from "
+                             f"{self.shape} of the first frame ({self.names[0]})")
+
+    def raw_itemsize(self, work):
+        """Bytes per pixel of the buffer that file bytes are read into."""
+        return max([s.dtype.itemsize for s in self.sources
+                    if isinstance(s, _RawSource)]
+                   + [work.itemsize if self.compressed else 1])
+
+    def decompress(self, work, n_cached, steps, cancel):
+        """Decompress the compressed frames once, keeping ``n_cached`` in memory.
+
+        The others are written raw to a temporary folder, so that bands
+        can be read back by offset like an uncompressed file.
+        """
+        for i in self.compressed:
+            check(cancel)
+            name = self.names[i]
             data = fitsfile.read_image(name, dtype=work)[0]
-            if tuple(data.shape) != shape0:
-                raise FrameError(name, f"image shape {data.shape} differs from "
-                                 f"{shape0} of the first frame ({name0})")
+            self._check_shape(name, tuple(data.shape))
             if n_cached > 0:
                 n_cached -= 1
-                sources[i] = _ArraySource(name, data)
+                self.sources[i] = _ArraySource(name, data)
             else:
-                # No room to keep it: write the pixels raw so that bands
-                # can be read back by offset like an uncompressed file.
-                if tmpdir is None:
-                    tmpdir = tempfile.TemporaryDirectory(prefix="ccdcal-combine-")
-                path = os.path.join(tmpdir.name, f"frame{i}.raw")
+                if self._tmpdir is None:
+                    self._tmpdir = tempfile.TemporaryDirectory(
+                        prefix="ccdcal-combine-")
+                path = os.path.join(self._tmpdir.name, f"frame{i}.raw")
                 data.tofile(path)
-                sources[i] = _RawSource(name, path, 0, shape0, work)
+                self.sources[i] = _RawSource(name, path, 0, self.shape, work)
             del data
-            done += 1
-            report(progress, done, total,
-                   f"decompressed {os.path.basename(name)}")
+            steps.advance(f"decompressed {os.path.basename(name)}")
 
-        def read_frame_band(i, r0, r1):
-            out = scratch.get("frame", (r1 - r0, width), work)
-            raw = scratch.get("raw", ((r1 - r0) * width * raw_size,), np.uint8)
-            sources[i].read_rows(r0, r1, out, raw)
-            _subtract(out, *subs[i], r0, r1)
-            return out
+    def may_have_bad(self):
+        """Whether any frame may hold masked, BLANK or non-finite pixels."""
+        return any(s.may_have_bad for s in self.sources)
 
-        # -- the flat recipe's per-frame factors
-        if inverse_median:
-            def frame_median(i):
-                return _frame_median(
-                    lambda r0, r1: read_frame_band(i, r0, r1), med_bands,
-                    shape0, work, max_kept)
+    def n_spilled(self):
+        """How many decompressed frames went to the temporary folder."""
+        return sum(1 for s in self.sources
+                   if isinstance(s, _RawSource) and s.path != s.name)
 
-            factors = []
-            medians = _ordered(pool, workers, frame_median, range(n), cancel)
-            for i, med in enumerate(medians):
-                name = _frame_name(frames[i], i)
-                if not np.isfinite(med) or med == 0:
-                    raise CalibrationError(
-                        f"{name}: median is {med} after subtraction; "
-                        "cannot scale the frame by 1/median")
-                factors.append(1.0 / med)
-                done += 1
-                report(progress, done, total,
-                       f"median of {os.path.basename(name)}")
-
-        plan = _Plan(method=method, n=n, work_dtype=work,
-                     sigma_clip=bool(sigma_clip), low=low, high=high,
-                     center=sigma_clip_func, dev=sigma_clip_dev_func,
-                     may_have_bad=(sub_bad
-                                   or any(s.may_have_bad for s in sources)
-                                   or (factors is not None
-                                       and not np.all(np.isfinite(factors)))))
-        result = np.empty(shape0, dtype=out_dtype)
-        mask = np.zeros(shape0, dtype=bool)
-
-        def do_band(band):
-            r0, r1 = band
-            pix = (r1 - r0) * width
-            stack = scratch.get("stack", (n, r1 - r0, width), work)
-            raw = scratch.get("raw", (pix * raw_size,), np.uint8)
-            for i, src in enumerate(sources):
-                plane = stack[i]
-                src.read_rows(r0, r1, plane, raw)
-                _subtract(plane, *subs[i], r0, r1)
-                if factors is not None:
-                    # a float64 factor: multiply in double, round once
-                    np.multiply(plane, np.float64(factors[i]), out=plane,
-                                casting="same_kind")
-            values, count, n_rej = _combine_band(list(stack.reshape(n, pix)),
-                                                 plan, scratch)
-            result[r0:r1] = values.reshape(r1 - r0, width)
-            if not np.isscalar(count):
-                mask[r0:r1] = (count == 0).reshape(r1 - r0, width)
-            return n_rej
-
-        n_rejected = 0
-        for k, n_rej in enumerate(_ordered(pool, workers, do_band, bands, cancel)):
-            n_rejected += n_rej
-            done += 1
-            r0, r1 = bands[k]
-            report(progress, done, total,
-                   f"combined rows {r0}-{r1 - 1} of {height}")
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if tmpdir is not None:
-            tmpdir.cleanup()
-
-    settings = {
-        "method": method,
-        "n_frames": n,
-        "subtract": ("per frame" if per_frame else "none" if subtract is None else
-                     f"scalar {subs[0][0]!r}" if subs[0][0] is not None else "array"),
-        "scale": (None if scale is None else
-                  "inverse_median" if isinstance(scale, str) else "factors"),
-        "scale_factors": factors,
-        "sigma_clip": bool(sigma_clip),
-        "nonfinite": "masked",
-        "dtype": out_dtype.name,
-        "bands": len(bands),
-        "band_rows": rows,
-        "threads": workers,
-        "mem_limit": mem_limit,
-        "decompressed": len(compressed),
-        "spilled_to_disk": sum(1 for s in sources
-                               if isinstance(s, _RawSource) and s.path != s.name),
-    }
-    if sigma_clip:
-        settings.update({
-            "sigma_clip_low_thresh": None if np.isinf(low) else low,
-            "sigma_clip_high_thresh": None if np.isinf(high) else high,
-            "sigma_clip_func": sigma_clip_func,
-            "sigma_clip_dev_func": sigma_clip_dev_func,
-        })
-    return CombineResult(data=result, n_frames=n, n_rejected=int(n_rejected),
-                         mask=mask, method=method, settings=settings)
+    def cleanup(self):
+        """Remove the temporary folder of spilled frames, if any."""
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
 
 
-def _band_rows(spare, per_pixel, width, workers):
-    """Workers and rows per band so that ``workers`` bands fit in ``spare``.
+def _open_frame(frame, name):
+    """``(source, shape)`` of a frame; the source is None for a compressed file."""
+    if isinstance(frame, (str, os.PathLike)):
+        kind, what = _locate_image(name)
+        return (what, what.shape) if kind == "raw" else (None, what)
+    source = _array_source(frame, name)
+    return source, source.shape
 
-    Fewer workers are used if one row each does not fit; one row is the
-    floor (the budget cannot be kept below that).
+
+class _Subtrahends:
+    """What is subtracted from each frame: a ``(scalar, array)`` pair each.
+
+    An array given for several frames (the same object) is converted once
+    and shared.  ``copy_bytes`` (what the conversions allocated) counts in
+    the memory budget, and ``may_have_bad`` tells whether the subtraction
+    can make pixels non-finite.
     """
-    while True:
-        rows = spare // (workers * per_pixel * width) if spare > 0 else 0
-        if rows >= 1 or workers == 1:
-            return workers, max(1, int(rows))
-        workers -= 1
+
+    def __init__(self, subtract, n, shape, work):
+        self.per_frame = _is_per_frame(subtract, n)
+        parsed = {}
+
+        def parse(item):
+            if id(item) not in parsed:
+                parsed[id(item)] = _parse_subtract(item, shape, work)
+            return parsed[id(item)]
+
+        self.pairs = ([parse(item)[:2] for item in subtract] if self.per_frame
+                      else [parse(subtract)[:2]] * n)
+        self.may_have_bad = any(p[2] for p in parsed.values())
+        self.copy_bytes = sum(p[3] for p in parsed.values())
+        scalar = self.pairs[0][0]
+        self.description = ("per frame" if self.per_frame else
+                            "none" if subtract is None else
+                            f"scalar {scalar!r}" if scalar is not None else "array")
 
 
 def _is_per_frame(subtract, n):
@@ -1227,6 +1197,266 @@ def _subtract(out, scalar, array, r0, r1):
         np.subtract(out, array[r0:r1], out=out, casting="same_kind")
 
 
+@dataclass
+class _MemoryPlan:
+    """How ``mem_limit`` is spent: threads, bands, decompressed frames kept.
+
+    Attributes
+    ----------
+    workers : int
+        Threads (fewer than asked if their bands would not fit).
+    rows : int
+        Rows per band of the combine.
+    bands : list of (int, int)
+        The combine's bands, ``(first row, end row)``.
+    n_cached : int
+        How many compressed frames stay decompressed in memory.
+    med_bands : list of (int, int)
+        The bands a frame is read in for its median (one band: the whole
+        frame, read once).
+    max_kept : int
+        How many candidate values `_frame_median` may keep.
+    """
+
+    workers: int
+    rows: int
+    bands: list
+    n_cached: int
+    med_bands: list
+    max_kept: int
+
+
+def _plan_memory(args, shape, n, n_compressed, raw_size, sub_copy_bytes):
+    """Split ``args.mem_limit`` between the result, caches and band buffers.
+
+    What is spent first: the result (with its mask), the converted copy
+    of ``subtract`` and the decompressed frames kept in memory (up to
+    `_CACHE_FRACTION` of what is left); the rest goes to per-worker band
+    buffers.
+
+    Returns
+    -------
+    _MemoryPlan
+    """
+    height, width = shape
+    work = args.work
+    result_bytes = height * width * (args.out_dtype.itemsize + 1)
+    spare = args.mem_limit - result_bytes - sub_copy_bytes
+    frame_bytes = height * width * work.itemsize
+    cache_room = max(0, int(spare * _CACHE_FRACTION))
+    n_cached = min(n_compressed, cache_room // frame_bytes) if frame_bytes else 0
+    spare -= n_cached * frame_bytes
+
+    uses_mad = args.sigma_clip and args.dev == "mad_std"
+    # stack + exclusion flags (+ float64 deviations for mad_std), the read
+    # buffer and about a dozen float64 planes of per-pixel statistics.
+    per_pixel = n * (work.itemsize + 1 + (8 if uses_mad else 0)) + raw_size + 12 * 8
+    workers, rows = _band_rows(spare, per_pixel, width, args.threads)
+    target = max(1, _TARGET_BAND_BYTES // (n * work.itemsize * width))
+    rows = min(rows, target, height)
+    if workers > 1:
+        rows = min(rows, -(-height // workers))  # every worker gets a band
+    med_rows, max_kept = _median_rows(spare, shape, work, raw_size, workers)
+    return _MemoryPlan(workers=workers, rows=rows,
+                       bands=_split_rows(height, rows), n_cached=n_cached,
+                       med_bands=_split_rows(height, med_rows),
+                       max_kept=max_kept)
+
+
+def _median_rows(spare, shape, work, raw_size, workers):
+    """Rows per band for per-frame medians, and how many values they may keep.
+
+    A whole frame per worker, partitioned in place, when that fits in
+    ``spare`` (numpy's partition releases the GIL, so workers run in
+    parallel); otherwise bands of the frame, and a radix selection when the
+    values kept around the median would not fit.
+    """
+    height, width = shape
+    med_bytes = 2 * work.itemsize + raw_size + 2  # frame, raw, flags, kept
+    if spare >= workers * height * width * med_bytes:
+        med_rows = height  # read once, keep it for both passes
+    else:
+        med_rows = min(_band_rows(spare, med_bytes + 32, width, workers)[1],
+                       height, max(1, (1 << 20) // width))
+    max_kept = max(1 << 16, spare // (2 * workers * work.itemsize))
+    return med_rows, max_kept
+
+
+def _split_rows(height, rows):
+    """Bands ``(r0, r1)`` of ``rows`` rows over ``height`` (the last may be shorter)."""
+    return [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+
+
+def _band_rows(spare, per_pixel, width, workers):
+    """Workers and rows per band so that ``workers`` bands fit in ``spare``.
+
+    Fewer workers are used if one row each does not fit; one row is the
+    floor (the budget cannot be kept below that).
+    """
+    while True:
+        rows = spare // (workers * per_pixel * width) if spare > 0 else 0
+        if rows >= 1 or workers == 1:
+            return workers, max(1, int(rows))
+        workers -= 1
+
+
+def _scale_factors(scale, n):
+    """``(factors, inverse_median)`` from the ``scale`` argument.
+
+    ``factors`` is the list of per-frame multipliers, or None: none given,
+    or ``inverse_median``, whose factors `_inverse_median_factors` measures
+    later.
+    """
+    inverse_median = isinstance(scale, str)
+    if inverse_median and scale != "inverse_median":
+        raise CcdcalError(f"unknown scale {scale!r}; use a list of factors "
+                          "or 'inverse_median'")
+    if scale is None or inverse_median:
+        return None, inverse_median
+    try:
+        factors = [float(s) for s in scale]
+    except (TypeError, ValueError):
+        raise CcdcalError("scale must be None, 'inverse_median' or one "
+                          "number per frame") from None
+    if len(factors) != n:
+        raise CcdcalError(f"scale has {len(factors)} factors for {n} frames")
+    return factors, False
+
+
+class _Steps:
+    """Progress over the whole call: decompressions, medians, bands."""
+
+    def __init__(self, progress, total):
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def advance(self, message):
+        """One more step done: tell ``progress``."""
+        self.done += 1
+        report(self.progress, self.done, self.total, message)
+
+
+class _BandReader:
+    """Reads rows of frames as they are combined: read, subtract, scale.
+
+    One reader serves both the per-frame medians and the band loop, so a
+    frame's ``1/median`` is measured on exactly the values that are then
+    scaled and combined.  The buffers come from the calling thread's
+    `_Scratch`: workers reuse theirs from band to band and never share one.
+    """
+
+    def __init__(self, sources, subtrahends, shape, work, raw_size, scratch):
+        self.sources = sources          # one source per frame
+        self.pairs = subtrahends.pairs  # (scalar, array) per frame
+        self.shape = shape
+        self.width = shape[1]
+        self.work = work
+        self.raw_size = raw_size
+        self.scratch = scratch
+
+    def _raw(self, r0, r1):
+        return self.scratch.get("raw", ((r1 - r0) * self.width * self.raw_size,),
+                                np.uint8)
+
+    def frame(self, i, r0, r1):
+        """Rows ``r0:r1`` of frame ``i`` after subtraction (not scaled)."""
+        out = self.scratch.get("frame", (r1 - r0, self.width), self.work)
+        self.sources[i].read_rows(r0, r1, out, self._raw(r0, r1))
+        _subtract(out, *self.pairs[i], r0, r1)
+        return out
+
+    def stack(self, r0, r1, factors):
+        """Rows ``r0:r1`` of every frame, subtracted and scaled (n, rows, width)."""
+        stack = self.scratch.get("stack", (len(self.sources), r1 - r0, self.width),
+                                 self.work)
+        raw = self._raw(r0, r1)
+        for i, src in enumerate(self.sources):
+            plane = stack[i]
+            src.read_rows(r0, r1, plane, raw)
+            _subtract(plane, *self.pairs[i], r0, r1)
+            if factors is not None:
+                # a float64 factor: multiply in double, round once
+                np.multiply(plane, np.float64(factors[i]), out=plane,
+                            casting="same_kind")
+        return stack
+
+
+def _inverse_median_factors(reader, names, memory, workers, steps):
+    """1 / median of each frame after subtraction: the flat recipe's scaling.
+
+    Raises
+    ------
+    CalibrationError
+        A frame whose median is 0 or undefined (no valid pixel).
+    """
+    def frame_median(i):
+        return _frame_median(lambda r0, r1: reader.frame(i, r0, r1),
+                             memory.med_bands, reader.shape, reader.work,
+                             memory.max_kept)
+
+    factors = []
+    for i, med in enumerate(workers.ordered(frame_median, range(len(names)))):
+        name = names[i]
+        if not np.isfinite(med) or med == 0:
+            raise CalibrationError(
+                f"{name}: median is {med} after subtraction; "
+                "cannot scale the frame by 1/median")
+        factors.append(1.0 / med)
+        steps.advance(f"median of {os.path.basename(name)}")
+    return factors
+
+
+def _combine_bands(reader, factors, plan, bands, out_dtype, workers, steps):
+    """Combine the stack band by band into a new image.
+
+    Bands run on the workers' pool and are reported in order.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray of bool, int)
+        The combined image, its mask (no valid value), pixels rejected.
+    """
+    n, (height, width) = plan.n, reader.shape
+    result = np.empty(reader.shape, dtype=out_dtype)
+    mask = np.zeros(reader.shape, dtype=bool)
+
+    def do_band(band):
+        r0, r1 = band
+        stack = reader.stack(r0, r1, factors)
+        values, count, n_rej = _combine_band(
+            list(stack.reshape(n, (r1 - r0) * width)), plan, reader.scratch)
+        result[r0:r1] = values.reshape(r1 - r0, width)
+        if not np.isscalar(count):
+            mask[r0:r1] = (count == 0).reshape(r1 - r0, width)
+        return n_rej
+
+    n_rejected = 0
+    for k, n_rej in enumerate(workers.ordered(do_band, bands)):
+        n_rejected += n_rej
+        r0, r1 = bands[k]
+        steps.advance(f"combined rows {r0}-{r1 - 1} of {height}")
+    return result, mask, n_rejected
+
+
+class _Workers:
+    """The thread pool (none for one worker) and the cancel token it checks."""
+
+    def __init__(self, n, cancel):
+        self.n = n
+        self.cancel = cancel
+        self.pool = ThreadPoolExecutor(max_workers=n) if n > 1 else None
+
+    def ordered(self, func, items):
+        """Yield ``func(item)`` for each item, in order (see `_ordered`)."""
+        return _ordered(self.pool, self.n, func, items, self.cancel)
+
+    def shutdown(self):
+        """Wait for the running items; drop those not started."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _ordered(pool, workers, func, items, cancel):
     """Yield ``func(item)`` in order, at most ``2 * workers`` in flight.
 
@@ -1264,3 +1494,32 @@ def _ordered(pool, workers, func, items, cancel):
                     fut.result()
                 except Exception:  # already failing or cancelled; keep first error
                     pass
+
+
+def _settings(args, n, subtrahends, scale, factors, memory, sources):
+    """What was done, for provenance headers: `CombineResult.settings`."""
+    settings = {
+        "method": args.method,
+        "n_frames": n,
+        "subtract": subtrahends.description,
+        "scale": (None if scale is None else
+                  "inverse_median" if isinstance(scale, str) else "factors"),
+        "scale_factors": factors,
+        "sigma_clip": args.sigma_clip,
+        "nonfinite": "masked",
+        "dtype": args.out_dtype.name,
+        "bands": len(memory.bands),
+        "band_rows": memory.rows,
+        "threads": memory.workers,
+        "mem_limit": args.mem_limit,
+        "decompressed": len(sources.compressed),
+        "spilled_to_disk": sources.n_spilled(),
+    }
+    if args.sigma_clip:
+        settings.update({
+            "sigma_clip_low_thresh": None if np.isinf(args.low) else args.low,
+            "sigma_clip_high_thresh": None if np.isinf(args.high) else args.high,
+            "sigma_clip_func": args.center,
+            "sigma_clip_dev_func": args.dev,
+        })
+    return settings

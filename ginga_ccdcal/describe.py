@@ -400,7 +400,7 @@ def watch_state(result):
         return "not calibrated", result.problem or ""
     if result.status != "calibrated":
         return None
-    missing = getattr(result, "missing", None)
-    if missing is None and result.match is not None:
-        missing = result.match.missing
-    return _missing_state(missing or [])
+    # The watcher fills ``missing`` from the match; a result made by hand
+    # may carry only the match.
+    missing = result.missing or (result.match.missing if result.match is not None else [])
+    return _missing_state(missing)

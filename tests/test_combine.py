@@ -610,3 +610,143 @@ def test_subtract_per_frame_matches_numpy():
         reference = (np.mean if method == "average" else np.median)(diffs, axis=0)
         np.testing.assert_allclose(ours.data, reference, rtol=1e-5)
         assert ours.settings["subtract"] == "per frame"
+
+
+# -- everything at once, in many bands, against numpy/astropy -----------------
+
+def _reference_combine(frames, subs, method, scale, clip):
+    """numpy/astropy reference for ``combine`` with every option at once.
+
+    The values combined are, as documented: the frame minus its own
+    subtrahend in float64, rounded once to float32; masked or non-finite
+    pixels NaN; times the frame's factor in float64, rounded once; one
+    astropy ``sigma_clip`` iteration over the frame axis.  Returns
+    ``(data, mask, n_rejected, factors)``.
+    """
+    from astropy.stats import sigma_clip
+
+    values = []
+    for frame, sub in zip(frames, subs):
+        data = np.ma.getdata(frame).astype(np.float64)
+        data[np.ma.getmaskarray(frame)] = np.nan
+        values.append((data - (0.0 if sub is None else sub)).astype(np.float32))
+    if scale == "inverse_median":
+        factors = [1.0 / np.median(v[np.isfinite(v)].astype(np.float64))
+                   for v in values]
+    else:
+        factors = scale
+    if factors is not None:
+        values = [(v.astype(np.float64) * f).astype(np.float32)
+                  for v, f in zip(values, factors)]
+    stack = np.ma.masked_invalid(np.array(values, np.float64))
+    n_rejected = 0
+    if clip:
+        func, dev = clip
+        clipped = sigma_clip(stack, sigma=2.5, maxiters=1, cenfunc=func,
+                             stdfunc=dev, axis=0)
+        n_rejected = int((clipped.mask & ~stack.mask).sum())
+        stack = clipped
+    reduce = {"average": np.ma.mean, "median": np.ma.median, "sum": np.ma.sum}
+    data = reduce[method](stack, axis=0)
+    mask = np.ma.getmaskarray(stack).all(axis=0)
+    return np.ma.filled(data, np.nan), mask, n_rejected, factors
+
+
+@pytest.mark.parametrize("method,clip", [
+    ("average", None), ("median", None), ("sum", None),
+    ("average", ("mean", "std")), ("median", ("median", "mad_std")),
+    ("average", ("median", "mad_std")), ("median", ("mean", "std")),
+])
+@pytest.mark.parametrize("scale", [None, "factors", "inverse_median"])
+def test_every_option_at_once_in_many_bands(method, clip, scale):
+    # Per-frame subtraction (one array shared by several frames), scaling,
+    # NaN and masked pixels and clipping together, in bands of one row and
+    # in bands of a few rows on two threads: each is the numpy/astropy
+    # reference, and all of them the same bit for bit.
+    rng = np.random.default_rng(21)
+    shape, n = (40, 31), 9
+    frames = [rng.normal(10000 + 300 * i, 40, shape).astype(np.float32)
+              for i in range(n)]
+    frames[1][rng.random(shape) < 0.05] = np.nan
+    frames[4][3, :] = np.nan
+    frames[6] = np.ma.MaskedArray(frames[6], mask=rng.random(shape) < 0.1)
+    for i, j in [(0, 17), (2, 250), (5, 999), (7, 1000)]:
+        frames[i].flat[j] += 4000.0           # outliers to clip
+    for f in frames:
+        np.asarray(f)[0, 0] = np.nan          # no valid value at all
+    dark = rng.normal(500, 5, shape)          # float64, shared
+    subs = [dark, 480.5, None, dark, dark.astype(np.float32), dark, 480.5,
+            None, dark]
+    factors = list(rng.uniform(0.8, 1.25, n)) if scale == "factors" else scale
+    kwargs = dict(subtract=subs, scale=factors)
+    if clip:
+        # 2.5: with 9 frames mean/std cannot reject beyond 8/3 sigma
+        kwargs.update(sigma_clip=True, sigma_clip_func=clip[0],
+                      sigma_clip_dev_func=clip[1], sigma_clip_low_thresh=2.5,
+                      sigma_clip_high_thresh=2.5)
+    one_row = combine(frames, method, mem_limit=1, **kwargs)
+    few_rows = combine(frames, method, mem_limit=250_000, threads=2, **kwargs)
+    assert one_row.settings["bands"] == shape[0]
+    assert 1 < few_rows.settings["bands"] < shape[0]
+    assert few_rows.settings["threads"] == 2
+
+    data, mask, n_rejected, ref_factors = _reference_combine(
+        frames, subs, method, factors, clip)
+    assert one_row.mask[0, 0] and np.isnan(one_row.data[0, 0])
+    np.testing.assert_array_equal(one_row.mask, mask)
+    if method == "median":   # exact: the same values, the same middle ones
+        np.testing.assert_array_equal(one_row.data, data.astype(np.float32))
+    else:                    # sums in another order
+        assert_close(one_row.data, data)
+    assert one_row.n_rejected == n_rejected
+    assert (n_rejected > 0) == bool(clip)
+    if scale is not None:
+        np.testing.assert_allclose(one_row.settings["scale_factors"],
+                                   ref_factors, rtol=1e-15)
+    assert few_rows.data.tobytes() == one_row.data.tobytes()
+    np.testing.assert_array_equal(few_rows.mask, one_row.mask)
+    assert few_rows.n_rejected == one_row.n_rejected
+
+
+# -- the pieces of combine ---------------------------------------------------
+
+def test_a_shared_subtrahend_is_converted_once():
+    # Frames of one exposure share their dark: an integer array passed for
+    # several frames is converted to the work type once, and that one
+    # copy is what the memory budget counts.
+    dark = np.arange(12, dtype=np.int32).reshape(3, 4)
+    subs = cmb._Subtrahends([dark, None, dark, 2.5], 4, (3, 4), np.dtype(np.float32))
+    assert subs.per_frame and subs.description == "per frame"
+    assert subs.pairs[0][1] is subs.pairs[2][1]
+    assert subs.pairs[0][1].dtype == np.float32
+    assert subs.copy_bytes == dark.size * 4
+    assert subs.pairs[1] == (None, None) and subs.pairs[3] == (2.5, None)
+    assert not subs.may_have_bad
+    # One item for all frames, and a subtrahend that makes pixels NaN.
+    nan_dark = np.where(dark > 5, np.nan, 1.0)
+    one = cmb._Subtrahends(nan_dark, 3, (3, 4), np.dtype(np.float32))
+    assert len(one.pairs) == 3 and one.copy_bytes == 0
+    for scalar, array in one.pairs:   # used in place, not copied
+        assert scalar is None and np.shares_memory(array, nan_dark)
+    assert one.may_have_bad and one.description == "array"
+
+
+@pytest.mark.parametrize("mem_limit", [1, 30_000, 200_000, 10 ** 9])
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_memory_plan_covers_every_row_once(mem_limit, threads):
+    shape, n = (37, 53), 11
+    args = cmb._Arguments.check("median", True, 3.0, 3.0, "median", "mad_std",
+                                np.float32, mem_limit, threads)
+    plan = cmb._plan_memory(args, shape, n, n_compressed=0, raw_size=2,
+                            sub_copy_bytes=0)
+    for bands, rows in ((plan.bands, plan.rows), (plan.med_bands, None)):
+        assert bands[0][0] == 0 and bands[-1][1] == shape[0]
+        assert all(a[1] == b[0] for a, b in zip(bands, bands[1:]))
+        assert all(0 < r1 - r0 <= (rows or shape[0]) for r0, r1 in bands)
+    assert 1 <= plan.workers <= threads
+    if plan.workers > 1:
+        assert len(plan.bands) >= plan.workers  # every worker gets a band
+    if mem_limit == 1:   # below the floor: one row per band, one worker
+        assert plan.rows == 1 and plan.workers == 1
+    if mem_limit == 10 ** 9:   # the whole frame is read once for its median
+        assert plan.med_bands == [(0, shape[0])]
