@@ -1,7 +1,7 @@
 """Issue 10, "Done when": the CCDSoft trap night reduces correctly with no option.
 
 `sample.make_ccdsoft_night` writes a night as CCDSoft saves it for an SBIG
-camera (flats saved as lights, auto-dark-subtracted lights with a pedestal,
+camera (flats saved as lights, auto-dark-subtracted lights and a flat with a pedestal,
 ``BIAS = 100``, binning 1 x 2, flats of two exposures, two cooler
 set-points, an arc frame with no IMAGETYP, a light named like a flat), with
 the truth about every frame.  ``ginga-ccdcal reduce NIGHT --out OUT`` is run
@@ -10,6 +10,8 @@ that truth: the CLI's lines, each master's inputs, each calibrated light's
 pixels, and what the headers say.
 """
 
+import contextlib
+import io
 import os
 
 import numpy as np
@@ -28,16 +30,9 @@ def reduced(tmp_path_factory):
     root = tmp_path_factory.mktemp("trap")
     night = make_ccdsoft_night(root / "night", seed=3)
     out = root / "out"
-    capture = pytest.MonkeyPatch()
-    import io
-    import sys
     stdout, stderr = io.StringIO(), io.StringIO()
-    capture.setattr(sys, "stdout", stdout)
-    capture.setattr(sys, "stderr", stderr)
-    try:
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         status = main(["-q", "reduce", str(night.directory), "--out", str(out)])
-    finally:
-        capture.undo()
     return night, str(out), status, stdout.getvalue(), stderr.getvalue()
 
 
@@ -67,7 +62,8 @@ def _names(frames):
 
 def test_auto_dark_lights_carry_the_traces_the_readers_read(reduced):
     night = reduced[0]
-    for frame in night.of_type("light"):
+    assert sum(f.dark_subtracted for f in night.frames) == 4  # 3 lights, 1 flat
+    for frame in night.of_type("light") + night.of_type("flat"):
         header = fits.getheader(frame.path)
         done = steps_done(header)
         if frame.dark_subtracted:
