@@ -47,7 +47,8 @@ from .fitsfile import printable
 from .scan import PRODUCT_KEYWORD
 
 __all__ = ["file_checksum", "stamp", "add_history", "record_master",
-           "record_sources", "relative_name", "steps_done", "camera_pedestal"]
+           "record_sources", "relative_name", "steps_done", "camera_pedestal",
+           "remove_pedestal_cards", "PEDESTAL_KEYWORDS"]
 
 _checksums = {}
 
@@ -260,6 +261,17 @@ def camera_pedestal(header):
         added = _number(header.get("BIAS"))
         correction = None if added is None else -added
     return correction or None
+
+
+#: The cards that carry a camera pedestal (`camera_pedestal`).
+PEDESTAL_KEYWORDS = ("PEDESTAL", "BIAS")
+
+
+def remove_pedestal_cards(header):
+    """Remove the pedestal cards once the pedestal is taken off the pixels,
+    so that no later reader takes it off again."""
+    for key in PEDESTAL_KEYWORDS:
+        header.remove(key, ignore_missing=True, remove_all=True)
 
 
 def _number(value):

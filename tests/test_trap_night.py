@@ -91,6 +91,31 @@ def test_bias_card_alone_is_the_pedestal_of_a_dark_subtracted_frame():
     assert camera_pedestal(header) == -50.0  # the explicit correction wins
 
 
+
+def test_light_with_only_the_bias_card_loses_its_pedestal(reduced, tmp_path):
+    """An auto-dark light whose header has ``BIAS = 100`` and no PEDESTAL
+    (some CCDSoft set-ups): calibrated like the others, and the product
+    keeps no pedestal card a later reader could apply again."""
+    import shutil
+
+    from ginga_ccdcal.calibrate import calibrate_frame
+    from ginga_ccdcal.masters import load_masters
+    from ginga_ccdcal.match import match_light
+    from ginga_ccdcal.scan import frame_from_file
+
+    night, out = reduced[:2]
+    light = next(f for f in night.of_type("light") if f.dark_subtracted)
+    copy = str(tmp_path / os.path.basename(light.path))
+    shutil.copy2(light.path, copy)
+    with fits.open(copy, mode="update") as hdul:
+        del hdul[0].header["PEDESTAL"]
+    frame = frame_from_file(copy)
+    ccd = calibrate_frame(frame, match_light(frame, load_masters(os.path.join(out, "masters"))))
+    expected, _ = _calibrated(out, light)
+    np.testing.assert_allclose(np.asarray(ccd.data, dtype=float), expected, atol=1e-3)
+    assert camera_pedestal(ccd.header) is None
+    assert "BIAS" not in ccd.header and "PEDESTAL" not in ccd.header
+
 # -- the CLI ------------------------------------------------------------------
 
 def test_exit_status_and_every_line_are_honest(reduced):
