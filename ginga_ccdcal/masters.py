@@ -28,9 +28,10 @@ import numpy as np
 from . import provenance
 from .combine import combine
 from .errors import CcdcalError
-from .match import choose_bias, compatible, match_light
+from .match import choose_bias, match_light
 from .fitsfile import read_header, read_image
 from .group import DEFAULT_TOLERANCES, group_frames
+from .products import belongs_to_master
 from .progress import check
 from .quality import SATURATED_FLAT_FRACTION, saturated_fraction
 from .regions import apply_regions, find_regions
@@ -269,8 +270,9 @@ def stale_masters(masters, frames):
 
     A raw frame belongs to a master when it is of the master's kind and
     `ginga_ccdcal.match.compatible` with it in the very same setup (shape
-    and binning; exposure for darks, filter for flats): a new 2x2 bias does
-    not make the 1x1 master bias stale.
+    and binning; exposure for darks, filter for flats) and set-point
+    (`ginga_ccdcal.products.belongs_to_master`): a new 2x2 bias does not
+    make the 1x1 master bias stale, nor a -10 C dark the -5 C master.
 
     Returns
     -------
@@ -280,9 +282,7 @@ def stale_masters(masters, frames):
     stale = []
     for master in masters:
         newer = sum(1 for f in frames
-                    if f.frametype == master.kind and f.mtime > master.mtime
-                    and compatible(f, master, subframe=False,
-                                   tolerance=DEFAULT_TOLERANCES["exptime"]))
+                    if f.mtime > master.mtime and belongs_to_master(f, master))
         if newer:
             stale.append((master, newer))
     return stale

@@ -456,3 +456,34 @@ def test_a_guessed_frame_is_listed_once(tmp_path, capsys):
     text = captured.out + captured.err
     name = os.path.basename(paths[6])
     assert sum(line.count(name) for line in text.splitlines()) == 1, text
+
+
+# -- a frame belongs to the masters of its own set-point --------------------------
+
+def test_a_frame_belongs_only_to_the_masters_of_its_set_point(reduced):
+    """A -10 C bias or dark makes no -5 C master 'older' (watch's line
+    'older now', the stale checks of watch and reduce)."""
+    import dataclasses
+
+    from ginga_ccdcal.masters import load_masters, stale_masters
+    from ginga_ccdcal.products import check_masters, masters_lacking
+    from ginga_ccdcal.scan import scan_folder
+
+    night, out = reduced[:2]
+    frames = scan_folder(night.directory).frames
+    masters = load_masters(os.path.join(out, "masters"))
+    present = [f.path for f in frames]
+    for frame in frames:
+        if frame.frametype in ("bias", "dark", "flat"):
+            lacking = masters_lacking(frame, masters, present)
+            assert lacking == [], (frame.path, [m.name for m in lacking])
+    # A bias and a 60 s dark taken again at -10 C, after the masters.
+    later = max(m.mtime for m in masters) + 10
+    again = [dataclasses.replace(f, path=f.path.replace(".fits", "-again.fits"),
+                                 mtime=later)
+             for f in frames if os.path.basename(f.path) in ("bias-001.fits",
+                                                             "dark-60s-001.fits")]
+    stale = sorted(m.name for m, _ in stale_masters(masters, again))
+    assert stale == ["master_bias_-10C.fits", "master_dark_60s_-10C.fits"]
+    outdated = check_masters(masters, frames + again, raw_root=night.directory).outdated
+    assert not any("-5C" in path for path in outdated), outdated
