@@ -1,5 +1,7 @@
 """The viewer with every CCD plugin open fits a 1280x800 laptop screen."""
 
+import shutil
+
 import pytest
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
@@ -30,7 +32,11 @@ def test_every_ccd_plugin_open_fits_1280x800(gui, sample_night_dir, tmp_path):
     old = window.size()
     try:
         window.resize(WIDTH, HEIGHT)
-        browser = gui.open_night(sample_night_dir, output=tmp_path / "out")
+        # A copy: the viewer may write beside the frames it shows (Ginga's
+        # thumbnails), and the session's sample night is shared.
+        raw = tmp_path / "raw"
+        shutil.copytree(sample_night_dir, raw)
+        browser = gui.open_night(raw, output=tmp_path / "out")
         plugins = {name: gui.global_plugin(name) for name in GLOBALS}
         light = gui.session.frames("light")[0]
         gui.select_row(browser.w.tree, browser.path_of(light.path))
