@@ -399,7 +399,7 @@ def outdated_masters(plan):
     for m in masters:
         built[m.kind] = min(built.get(m.kind, m.mtime), m.mtime)
     seen = {(os.path.abspath(f.path), f.mtime) for f in plan.frames
-            if f.frametype in built and f.mtime < built[f.frametype]}
+            if f.frametype in built and f.mtime <= built[f.frametype]}
     return dict(check_masters(masters, plan.frames, raw_root=plan.raw_dir,
                               seen=seen).outdated)
 
