@@ -20,8 +20,9 @@ from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
 __all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
-           "calibrate_light", "calibrate_lights", "calibration_frames_text",
-           "outdated_masters", "plan_night", "reduce_night", "same_output_problems"]
+           "build_night_masters", "calibrate_light", "calibrate_lights",
+           "calibration_frames_text", "outdated_masters", "plan_night", "reduce_night",
+           "same_output_problems"]
 
 
 @dataclass
@@ -328,14 +329,8 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
 
     plan = plan_night(raw_dir, out_dir, masters_dir=masters_dir, aliases=aliases,
                       progress=stage("scan"), cancel=cancel)
-    # Masters whose frames changed since they were built (and those made
-    # from them) are rebuilt, never kept silently.
-    outdated = {} if overwrite is True else outdated_masters(plan)
-    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
-                            overwrite=overwrite or set(outdated),
-                            progress=stage("masters"), cancel=cancel)
-    for path, why in outdated.items():
-        masters.note(path, f"rebuilt: {why}")
+    masters = build_night_masters(plan, options, overwrite=overwrite,
+                                  progress=stage("masters"), cancel=cancel)
     calibrated = calibrate_lights(plan.of_type("light"),
                                   available_masters(masters, plan.masters_dir),
                                   plan.out_dir, calibration, raw_root=plan.raw_dir,
@@ -383,6 +378,27 @@ def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=Non
     for folder in (out_dir, masters_dir):
         remove_stale_temps(folder)
     return NightPlan(raw_dir, out_dir, masters_dir, scan, frames)
+
+
+def build_night_masters(plan, options=None, *, overwrite=False, progress=None,
+                        cancel=None):
+    """`build_masters` for a planned night, rebuilding outdated masters.
+
+    Masters whose frames changed since they were built (and those made
+    from them, `outdated_masters`) are rebuilt, never kept silently; each
+    carries the reason in the report's notes ("rebuilt: ...").
+
+    Returns
+    -------
+    `~ginga_ccdcal.masters.MasterReport`
+    """
+    outdated = {} if overwrite is True else outdated_masters(plan)
+    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
+                            overwrite=overwrite or set(outdated), progress=progress,
+                            cancel=cancel)
+    for path, why in outdated.items():
+        masters.note(path, f"rebuilt: {why}")
+    return masters
 
 
 def outdated_masters(plan):
