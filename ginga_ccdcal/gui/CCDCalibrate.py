@@ -812,7 +812,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
                                     "below each, its row profile.")
         self.w.pages.set_index(1)
         self.messages.set_lines([f"Steps of {frame.name}: see the Steps page."]
-                                + [f"{s.title}: {s.note}" for s in self.steps])
+                                + [s.note for s in self.steps])
 
     def step_to_channel(self, step):
         """Show ``step`` in the Steps channel (named after the frame and step)."""
