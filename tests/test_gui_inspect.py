@@ -84,6 +84,20 @@ def check_plots_hold_the_report(plugin, report):
         assert np.allclose(flat[name], np.column_stack([radius, level]))
 
 
+def wheel(widget, steps):
+    """Turn the mouse wheel ``steps`` notches forward over the middle of ``widget``."""
+    from qtpy.QtCore import QPoint, QPointF, Qt
+    from qtpy.QtGui import QWheelEvent
+    from qtpy.QtWidgets import QApplication
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    for _ in range(steps):
+        event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())),
+                            QPoint(0, 0), QPoint(0, 120), Qt.NoButton, Qt.NoModifier,
+                            Qt.NoScrollPhase, False)
+        QApplication.sendEvent(widget, event)
+    QApplication.processEvents()
+
+
 def marks(gui, chname):
     """The objects CCD Inspect marked on channel ``chname`` (None if unmarked)."""
     tag = plugin_module().MARKS_TAG
@@ -144,6 +158,16 @@ def test_the_browsers_night_characterised_written_and_bad_pixels_shown(gui, insp
     assert [len(plugin.plots[kind]) for kind in ("ptc", "bias", "hot", "flat")] == [
         1, 2, 1, 1]
     check_plots_hold_the_report(plugin, expected)
+    # live: the mouse wheel over the bias row plot zooms in along X
+    gui.fv.ds.raise_tab("CCD Inspect")
+    plugin.w.plots.set_index(1)
+    gui.pump(0.3)
+    aide = plugin.plots["bias"][0]
+    (x_lo, _), (x_hi, _) = aide.viewer.get_limits()
+    wheel(aide.viewer.get_widget(), steps=3)
+    (shown_lo, _), (shown_hi, _) = aide.viewer.get_pan_bbox()[0], aide.viewer.get_pan_bbox()[2]
+    assert aide.settings["autoaxis_x"] == "off"
+    assert 0 < shown_hi - shown_lo < 0.9 * (x_hi - x_lo)
     assert plugin.messages.lines[0] == (f"Characterised 5 bias, 10 dark, 10 flat frames "
                                         f"of {night.path}.")
 

@@ -31,7 +31,8 @@ Open it from the "Plugins" menu under "CCD Calibration".
   on their own tabs (photon-transfer curve, bias row and column
   profiles, dark-current histogram with the hot-pixel threshold,
   flat-field radial profile): scroll in a plot to zoom along X,
-  Ctrl+scroll along Y, drag to pan, as in Ginga's Crosshair cuts plot.
+  Ctrl+scroll along Y, pan with the scroll bar, press ``x`` or ``y`` to
+  fit that axis to the data again, as in Ginga's Crosshair cuts plot.
   What could not be measured says why (no flats, a single dark
   exposure...).
 * "Write report" writes the report into "Report folder" (by default
