@@ -100,6 +100,7 @@ def _drive(viewer, raw, out, held, get_session):
         inspect.characterise()
         wait(viewer, inspect, "the characterisation")
         inspect.w.plots.set_index(0)
+        inspect.w.marks.get_widget().click()  # hot and bad pixels on the image
         shot(viewer, "ccd_inspect", "CCD Inspect")
 
         # watch: a light and a dark arrive; then a light without a flat
