@@ -229,8 +229,8 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     pedestal = provenance.camera_pedestal(header)
     if pedestal is not None:
         data += np.float32(pedestal)
-        header.remove("PEDESTAL")  # undone: a reader must not add it again
-        provenance.add_history(header, f"camera pedestal removed: PEDESTAL = {pedestal:g} "
+        provenance.remove_pedestal_cards(header)  # a reader must not add it again
+        provenance.add_history(header, f"camera pedestal removed: {pedestal:g} "
                                "added to every pixel (zero-based ADU before the flat)")
     if on_step is not None:
         on_step("raw", data.copy(), None)

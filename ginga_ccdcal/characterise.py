@@ -68,7 +68,7 @@ from .regions import apply_regions, find_regions
 
 __all__ = ["CCDReport", "DarkCurrent", "DarkLevel", "PTCPoint", "characterise",
            "characterise_folder", "write_report", "measure_vignetting",
-           "radial_profile"]
+           "radial_profile", "ptc_model", "dark_rate_histogram"]
 
 #: Robust statistics clip at this many standard deviations.
 CLIP_SIGMA = 5.0
@@ -228,6 +228,13 @@ class CCDReport:
     n_bad : int
     bad_pixel_source : str
         The image ccdmask was run on.
+    regions : `~ginga_ccdcal.regions.Regions` or None
+        Overscan and imaging area of the raw frames (None: no overscan;
+        the whole frame is the imaging area).  The maps above are in
+        imaging-area pixels.
+    vignetting_peaks : dict
+        Filter -> (row, column) of the flat's fitted maximum, the centre
+        of its radial profile.
     notes : list of str
         What could not be measured, and why.
     """
@@ -265,6 +272,8 @@ class CCDReport:
     bad_pixel_mask: np.ndarray = None
     n_bad: int = None
     bad_pixel_source: str = None
+    regions: object = None
+    vignetting_peaks: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
     def lines(self):
@@ -872,6 +881,7 @@ def _flats(report, flats, bias_corr, rate_map, regions, masters, max_frames,
         normalised[filt] = (flat, len(group.frames))
         fraction, peak = measure_vignetting(flat)
         report.vignetting[filt] = fraction
+        report.vignetting_peaks[filt] = peak
         report.flat_profiles[filt] = radial_profile(flat, peak)
         stages(k + 1, len(by_filter) + 1, f"filter {filt}")
     return normalised
@@ -995,6 +1005,7 @@ def characterise(frames, masters=(), *, hot_sigma=5.0, hot_threshold=None,
         report.notes.append(f"{len(calib) - len(used)} calibration frame(s) of "
                             "another shape or binning left out")
     regions = find_regions(used[0].header, shape)
+    report.regions = regions
     if regions is not None:
         report.shape = tuple(s.stop - s.start for s in regions.trim)
     else:
@@ -1098,6 +1109,42 @@ def characterise_folder(raw_dir, out_dir=None, progress=None, cancel=None, *,
 
 # -- the written report --------------------------------------------------------
 
+def ptc_model(report, signal):
+    """Variance (ADU^2) the fitted gain predicts at ``signal`` (ADU above bias).
+
+    ``signal / gain + read_noise^2`` (read noise 0 when not measured): the
+    line drawn through the photon-transfer points.
+    """
+    base = report.read_noise_adu ** 2 if report.read_noise_adu is not None else 0.0
+    return np.asarray(signal, dtype=np.float64) / report.gain + base
+
+
+def dark_rate_histogram(report, bins=200):
+    """Histogram of the dark rate per pixel, as the hot-pixel plot shows it.
+
+    In e-/s when the gain is known, else ADU/s.
+
+    Returns
+    -------
+    counts, edges : numpy.ndarray
+        Pixels per bin and the ``bins + 1`` bin edges.
+    unit : str
+        ``'e-/s'`` or ``'ADU/s'``.
+    factor : float
+        ADU/s -> ``unit``.
+    threshold : float
+        Where a pixel of typical surroundings (the median rate) becomes
+        hot: median + ``hot_threshold_adu``, in ``unit``.
+    """
+    rates = report.dark_rate_map[np.isfinite(report.dark_rate_map)].ravel()
+    unit, factor = "ADU/s", 1.0
+    if report.gain is not None:
+        unit, factor = "e-/s", report.gain
+    counts, edges = np.histogram(rates * factor, bins=bins)
+    threshold = (float(np.median(rates)) + report.hot_threshold_adu) * factor
+    return counts, edges, unit, factor, threshold
+
+
 def _figure():
     # A bare Figure renders with Agg and never touches pyplot's global
     # backend, which the viewer may have set to Qt.  matplotlib is an
@@ -1123,8 +1170,7 @@ def _plot_ptc(report, path):
                 label=f"bias pairs: read noise {report.read_noise_adu:.2f} ADU")
     if report.gain and flats:
         s = np.linspace(0, max(p.signal for p in flats) * 1.05, 100)
-        base = report.read_noise_adu ** 2 if report.read_noise_adu is not None else 0.0
-        ax.plot(s, s / report.gain + base, "-",
+        ax.plot(s, ptc_model(report, s), "-",
                 label=f"gain {report.gain:.3f} e-/ADU, {report.gain_method}")
     ax.set_xlabel("signal above bias (ADU)")
     ax.set_ylabel("variance (ADU$^2$)")
@@ -1153,17 +1199,12 @@ def _plot_bias(report, path):
 def _plot_hot(report, path):
     fig = _figure()
     ax = fig.add_subplot()
-    rates = report.dark_rate_map[np.isfinite(report.dark_rate_map)].ravel()
-    unit, factor = "ADU/s", 1.0
-    if report.gain is not None:
-        unit, factor = "e-/s", report.gain
+    counts, edges, unit, factor, threshold = dark_rate_histogram(report)
     # One stairs artist rather than 200 bar patches: several times faster.
-    counts, edges = np.histogram(rates * factor, bins=200)
     ax.stairs(counts, edges, fill=True, color="C0")
     ax.set_yscale("log")
     ax.set_ylim(0.5, None)
-    typical = float(np.median(rates))
-    ax.axvline((typical + report.hot_threshold_adu) * factor, color="C3", ls="--",
+    ax.axvline(threshold, color="C3", ls="--",
                label=f"hot: > local median + {report.hot_threshold_adu * factor:.3g} {unit}")
     ax.set_xlabel(f"dark current ({unit} per pixel)")
     ax.set_ylabel("pixels")

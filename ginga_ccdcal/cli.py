@@ -183,8 +183,7 @@ def _refuse_raw_as_out(out, raw_folders):
 
 
 def cmd_masters(args):
-    from .masters import build_masters
-    from .reduce import calibration_frames_text
+    from .reduce import NightPlan, build_night_masters, calibration_frames_text
     _refuse_raw_as_out(args.out, [args.raw])
     _clear_temps(args.out)
     result = _scan(args, ProgressBar("scan", not args.quiet))
@@ -193,8 +192,10 @@ def cmd_masters(args):
         unreadable = f"; {len(result.problems)} unreadable" if result.problems else ""
         raise CcdcalError(calibration_frames_text(args.raw, counts) + unreadable)
     bar = ProgressBar("masters", not args.quiet)
-    report = build_masters(result.frames, args.out, _options(args),
-                           overwrite=args.overwrite, progress=bar)
+    plan = NightPlan(os.path.abspath(args.raw), os.path.abspath(args.out),
+                     os.path.abspath(args.out), result, result.frames)
+    report = build_night_masters(plan, _options(args), overwrite=args.overwrite,
+                                 progress=bar)
     bar.close()
     print(f"{args.raw}: {calibration_frames_text(args.raw, counts)}")
     print(f"masters in {args.out}:")

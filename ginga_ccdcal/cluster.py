@@ -40,7 +40,8 @@ from .masters import (MasterOptions, MasterReport, build_master_bias,
                       build_master_darks, build_master_flats)
 from .progress import check, report
 from .reduce import (CalibrationReport, NightReport, available_masters,
-                     calibrate_light, plan_night, reduce_night, same_output_problems)
+                     calibrate_light, outdated_masters, plan_night, reduce_night,
+                     same_output_problems)
 from .safe_write import ensure_folder
 
 __all__ = ["NightJob", "NightOutcome", "night_jobs", "reduce_nights",
@@ -359,6 +360,7 @@ class _Night:
         self.job = job
         self.plan = None
         self.masters = {}
+        self.outdated = {}
         self.lights = []
         self.error = None
         self.submitted = set()
@@ -378,6 +380,8 @@ class _Night:
         for stage in ("bias", "darks", "flats"):
             if stage in self.masters:
                 merged.extend(self.masters[stage])
+        for path, why in self.outdated.items():
+            merged.note(path, f"rebuilt: {why}")
         return merged
 
     def outcome(self):
@@ -453,21 +457,26 @@ class _ClusterRun:
                 night.error = message
             return
         options, overwrite = self.options, self.overwrite
+        # Masters whose frames changed since they were built are rebuilt,
+        # as reduce_night does (the client reads their headers once).
+        rebuild = overwrite or set(night.outdated)
         if stage == "scan":
             night.plan = result
+            night.outdated = {} if overwrite is True else outdated_masters(result)
             self.submit(night, "bias", build_master_bias, result.of_type("bias"),
-                        result.masters_dir, options, overwrite=overwrite)
+                        result.masters_dir, options,
+                        overwrite=overwrite or set(night.outdated))
         elif stage == "bias":
             night.masters["bias"] = result
             self.submit(night, "darks", build_master_darks, night.plan.of_type("dark"),
                         night.plan.masters_dir, options, masters=result.masters,
-                        overwrite=overwrite)
+                        overwrite=rebuild)
         elif stage == "darks":
             night.masters["darks"] = result
             self.submit(night, "flats", build_master_flats, night.plan.of_type("flat"),
                         night.plan.masters_dir, options,
                         masters=night.masters["bias"].masters + result.masters,
-                        overwrite=overwrite)
+                        overwrite=rebuild)
         elif stage == "flats":
             night.masters["flats"] = result
             plan = night.plan

@@ -73,7 +73,7 @@ def fit_dark_scale(light, dark, *, clip=5.0, iterations=4):
         keep = good & (np.abs(residual) < clip * spread)
         # Never reject the pixels that carry the fit: the dark's own
         # outliers (hot pixels) stay in.
-        keep |= good & (np.abs(dd) > clip * 1.4826 * np.median(np.abs(dd[good])))
+        keep |= good & (np.abs(dd) > clip * mad_std(dd[good]))
         if np.array_equal(keep, good):
             break
         good = keep

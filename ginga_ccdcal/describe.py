@@ -364,18 +364,14 @@ def watch_banner(result):
     """What a viewer should write over a watched light's result, or None.
 
     A light that was not calibrated (or failed): ``'NOT calibrated: ...'``;
-    one calibrated with steps missing: the watcher's own ``banner`` when it
-    gives one, else ``'partly calibrated: flat NOT applied (no master flat
-    for filter V)'`` from the match.
+    one calibrated with steps missing: the watcher's own
+    `~ginga_ccdcal.watch.WatchResult.banner` (``'partly calibrated: flat NOT
+    applied (no master flat for filter V)'``).
     """
     light = result.frame is not None and result.frame.frametype == "light"
     if result.status in ("problem", "uncalibrated") and light:
         return f"NOT calibrated: {result.problem}"
-    if hasattr(result, "banner"):
-        return result.banner
-    if result.status != "calibrated" or result.match is None:
-        return None
-    return match_banner(result.match)
+    return result.banner
 
 
 def match_banner(match):

@@ -28,9 +28,10 @@ import numpy as np
 from . import provenance
 from .combine import combine
 from .errors import CcdcalError
-from .match import choose_bias, choose_dark, compatible
+from .match import choose_bias, match_light
 from .fitsfile import read_header, read_image
 from .group import DEFAULT_TOLERANCES, group_frames
+from .products import belongs_to_master
 from .progress import check
 from .quality import SATURATED_FLAT_FRACTION, saturated_fraction
 from .regions import apply_regions, find_regions
@@ -269,8 +270,9 @@ def stale_masters(masters, frames):
 
     A raw frame belongs to a master when it is of the master's kind and
     `ginga_ccdcal.match.compatible` with it in the very same setup (shape
-    and binning; exposure for darks, filter for flats): a new 2x2 bias does
-    not make the 1x1 master bias stale.
+    and binning; exposure for darks, filter for flats) and set-point
+    (`ginga_ccdcal.products.belongs_to_master`): a new 2x2 bias does not
+    make the 1x1 master bias stale, nor a -10 C dark the -5 C master.
 
     Returns
     -------
@@ -280,9 +282,7 @@ def stale_masters(masters, frames):
     stale = []
     for master in masters:
         newer = sum(1 for f in frames
-                    if f.frametype == master.kind and f.mtime > master.mtime
-                    and compatible(f, master, subframe=False,
-                                   tolerance=DEFAULT_TOLERANCES["exptime"]))
+                    if f.mtime > master.mtime and belongs_to_master(f, master))
         if newer:
             stale.append((master, newer))
     return stale
@@ -453,7 +453,8 @@ def _existing(path, overwrite, report):
 
 def build_master_bias(frames, out_dir, options=None, *, report=None,
                       overwrite=False, progress=None, cancel=None):
-    """Combine bias frames into master bias frame(s), one per detector setup.
+    """Combine bias frames into master bias frame(s), one per detector setup
+    (and per cooler set-point when the night has two, as for darks).
 
     Parameters
     ----------
@@ -477,11 +478,20 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
                                "without bias subtraction")
         return report
     setups = _setups(frames)
-    for group in setups:
-        check(cancel)
-        path = os.path.join(out_dir, f"master_bias{_setup_suffix(group, setups)}.fits")
-        if _existing(path, overwrite, report):
-            continue
+    for setup in setups:
+        # Two cooler set-points: a master bias each (the bias level of many
+        # cameras drifts with temperature; match.choose_bias takes the nearest).
+        for group, temp in _by_temperature(setup, options):
+            check(cancel)
+            _build_one_bias(group, temp, out_dir, options, report, overwrite,
+                            progress, cancel, _setup_suffix(group, setups))
+    return report
+
+
+def _build_one_bias(group, temp, out_dir, options, report, overwrite, progress,
+                    cancel, suffix):
+    path = os.path.join(out_dir, f"master_bias{_temp_suffix(temp)}{suffix}.fits")
+    if not _existing(path, overwrite, report):
         inputs, regions = _inputs(group, options)
         result = combine(inputs, progress=progress, cancel=cancel,
                          **options.combine_kwargs("bias"))
@@ -490,7 +500,6 @@ def build_master_bias(frames, out_dir, options=None, *, report=None,
         header["EXPOSURE"] = 0.0
         _clip_note(report, path, "bias", options, result)
         _write_master(path, result.data, header, overwrite, report)
-    return report
 
 
 def split_by_temperature(frames, tolerance):
@@ -564,21 +573,67 @@ def _build_one_dark(group, exptime, temp, out_dir, options, masters, report,
     if _existing(path, overwrite, report):
         return
     bias = choose_bias(group[0], masters)
-    subtract = master_data(bias.master) if bias.master is not None else None
+    group = _usable_darks(group, bias.master is not None, report)
+    if not group:
+        return
+    bias_data = master_data(bias.master) if bias.master is not None else np.float32(0)
+    # A dark whose bias the camera software (or IRAF...) took off already
+    # only loses its pedestal; the others lose the master bias.
+    subtract = [_pedestal_subtrahend(f) if "bias" in _done(f) else bias_data
+                for f in group]
     inputs, regions = _inputs(group, options)
     result = combine(inputs, subtract=subtract, progress=progress,
                      cancel=cancel, **options.combine_kwargs("dark"))
     header = _master_header(group, "dark", options, result, regions)
     header["EXPTIME"] = (float(exptime), "exposure of the combined darks, s")
     header["EXPOSURE"] = float(exptime)
-    header["BIASSUB"] = (bias.master is not None, "bias subtracted before combining")
+    before = [f for f in group if "bias" in _done(f)]
+    header["BIASSUB"] = (bias.master is not None or len(before) == len(group),
+                         "bias subtracted before combining")
+    for frame in before:
+        provenance.add_history(header, f"dark {frame.name}: bias not subtracted: "
+                                       + _done(frame)["bias"])
     if bias.master is not None:
         provenance.record_master(header, "bias", bias.master.path, reason=bias.reason)
-    else:
+    elif not before:
         report.problems.append(f"{path}: no master bias, so this dark includes "
                                "the bias and cannot be scaled to other exposures")
     _clip_note(report, path, "dark", options, result)
     _write_master(path, result.data, header, overwrite, report)
+
+
+def _done(frame):
+    """Steps a raw frame's header says were done already (`provenance.steps_done`)."""
+    return provenance.steps_done(getattr(frame, "header", None))
+
+
+def _pedestal_subtrahend(frame):
+    """What to subtract to take off the camera software's pedestal (0 if none)."""
+    correction = provenance.camera_pedestal(getattr(frame, "header", None))
+    return np.float32(-(correction or 0.0))
+
+
+def _usable_darks(group, have_bias, report):
+    """The darks of one group that can be combined together.
+
+    A dark the camera software dark-subtracted holds no dark current any
+    more; one whose bias was removed before cannot join darks that still
+    contain it when there is no master bias to take it off them too.
+    """
+    usable = []
+    with_bias = [f for f in group if "bias" not in _done(f)]
+    for frame in group:
+        done = _done(frame)
+        if "dark" in done:
+            report.problems.append(f"{frame.path}: dark {done['dark']}, so it holds "
+                                   "no dark current; not used")
+        elif "bias" in done and not have_bias and with_bias:
+            report.problems.append(
+                f"{frame.path}: bias {done['bias']}, but the other darks still "
+                "contain it and there is no master bias; not used")
+        else:
+            usable.append(frame)
+    return usable
 
 
 def _flat_treatment(flat, masters, options):
@@ -597,31 +652,40 @@ def _flat_treatment(flat, masters, options):
         ``bias`` is empty when the dark includes it.
     text : str
     """
-    bias = choose_bias(flat, masters)
-    dark = choose_dark(flat, masters, bias_available=bias.master is not None,
-                       tolerance=options.exptime_tolerance,
-                       temp_tolerance=options.temp_tolerance)
-    if dark.master is not None and not dark.master.bias_subtracted:
-        bias = bias.__class__("bias", None, "included in the dark")
+    # The rule a light follows (`match.match_light`): a step the camera
+    # software did already (auto-dark on a flat saved as a light) is not redone.
+    match = match_light(flat, [m for m in masters if m.kind != "flat"],
+                        tolerance=options.exptime_tolerance,
+                        temp_tolerance=options.temp_tolerance)
+    bias, dark = match.bias, match.dark
+    if bias.done:
+        parts = [f"bias not subtracted: {bias.reason}"]
+    elif match.bias_in_dark:
         parts = ["bias included in the dark"]
     else:
         parts = [f"bias {bias.master.name}" if bias.master is not None
                  else f"no bias ({bias.reason})"]
-    if dark.master is not None:
+    if dark.done:
+        parts.append(f"dark not subtracted: {dark.reason}")
+    elif dark.master is not None:
         scaled = f" x{dark.scale:.4g}" if dark.scale != 1.0 else ""
         parts.append(f"dark {dark.master.name}{scaled}: {dark.reason}")
     else:
         parts.append(f"no dark: {dark.reason}")
     parts.extend(f"warning: {w}" for w in dark.warnings)
+    pedestal = float(_pedestal_subtrahend(flat))
+    if pedestal:
+        parts.append(f"camera pedestal of {pedestal:g} ADU removed")
     key = (bias.master.path if bias.master is not None else None,
            dark.master.path if dark.master is not None else None,
-           float(dark.scale) if dark.master is not None else None)
+           float(dark.scale) if dark.master is not None else None, pedestal)
     return key, bias, dark, "; ".join(parts)
 
 
-def _subtrahend(bias, dark):
-    """What to subtract from a flat: bias + scaled dark (0 when neither)."""
-    subtract = np.float32(0)
+def _subtrahend(bias, dark, pedestal=0.0):
+    """What to subtract from a flat: bias + scaled dark + the camera's
+    pedestal (0 when none of them)."""
+    subtract = np.float32(pedestal)
     if bias.master is not None:
         subtract = subtract + master_data(bias.master)
     if dark.master is not None:
@@ -712,7 +776,7 @@ def _build_one_flat(group, filt, path, options, masters, report, overwrite,
     shared = {}
     for key, bias, dark, _ in treatments:
         if key not in shared:
-            shared[key] = _subtrahend(bias, dark)
+            shared[key] = _subtrahend(bias, dark, key[3])
     inputs, regions = _inputs(group, options)
     result = combine(inputs, subtract=[shared[t[0]] for t in treatments],
                      scale="inverse_median", progress=progress,
@@ -730,9 +794,9 @@ def _build_one_flat(group, filt, path, options, masters, report, overwrite,
         header["EXPTIME"] = (float(np.median(exptimes)), "median exposure of the flats, s")
     header["FLATNORM"] = (options.flat_norm, "statistic the flat was divided by")
     n_bias = sum(1 for _, b, d, _ in treatments
-                 if b.master is not None or (d.master is not None
-                                             and not d.master.bias_subtracted))
-    n_dark = sum(1 for _, _, d, _ in treatments if d.master is not None)
+                 if b.master is not None or b.done
+                 or (d.master is not None and not d.master.bias_subtracted))
+    n_dark = sum(1 for _, _, d, _ in treatments if d.master is not None or d.done)
     header["BIASSUB"] = (n_bias == len(group), "bias subtracted from every flat")
     header["DARKSUB"] = (n_dark == len(group), "dark subtracted from every flat")
     header["NDARKSUB"] = (n_dark, "flats a dark was subtracted from")
@@ -769,11 +833,12 @@ def _flat_notes(report, path, group, treatments, n_dark, low, options):
     for text, names in by_text.items():
         report.note(path, f"{len(names)} flat(s): {text}")
     if n_dark < len(group):
-        without = [f.name for f, t in zip(group, treatments) if t[2].master is None]
+        lacking = [(f, t) for f, t in zip(group, treatments)
+                   if t[2].master is None and not t[2].done]
         report.problems.append(
-            f"{path}: dark not subtracted from {len(without)} of {len(group)} flats "
-            f"({', '.join(without)}): " + "; ".join(sorted(
-                {t[2].reason for t in treatments if t[2].master is None})))
+            f"{path}: dark not subtracted from {len(lacking)} of {len(group)} flats "
+            f"({', '.join(f.name for f, _ in lacking)}): "
+            + "; ".join(sorted({t[2].reason for _, t in lacking})))
     if low:
         report.note(path, f"{low} pixels at or below zero or undefined "
                           "(they cannot flat-field: the calibrated pixel is masked)")

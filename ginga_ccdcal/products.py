@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from .errors import CcdcalError, FrameError
 from .fitsfile import read_header
 from .group import DEFAULT_TOLERANCES
-from .match import compatible, setup_key
+from .match import TEMP_TOLERANCE, compatible, setup_key
 from .provenance import file_checksum
 from .scan import is_product
 
 __all__ = ["RawIdentity", "Verdict", "MasterCheck", "raw_identity", "record_raw",
            "recorded_raw", "raw_changed", "check_light_product", "master_inputs",
-           "masters_lacking", "check_masters"]
+           "masters_lacking", "check_masters", "belongs_to_master"]
 
 #: Masters of these kinds are made with masters of the kinds listed.
 DEPENDS_ON = {"bias": (), "dark": ("bias",), "flat": ("bias", "dark")}
@@ -276,13 +276,15 @@ def _inputs_root(names, present):
     return max(sorted(votes), key=votes.get)
 
 
-def _belongs(frame, master):
+def belongs_to_master(frame, master):
     """Whether ``frame`` would be combined into ``master``: of its kind and
-    `ginga_ccdcal.match.compatible` in the very same setup, the rule the
+    `ginga_ccdcal.match.compatible` in the very same setup, at the same
+    cooler set-point (masters are split by temperature), the rule the
     master builder's own stale check (`~ginga_ccdcal.masters.stale_masters`)
     uses."""
     return frame.frametype == master.kind and compatible(
-        frame, master, subframe=False, tolerance=DEFAULT_TOLERANCES["exptime"])
+        frame, master, subframe=False, tolerance=DEFAULT_TOLERANCES["exptime"],
+        temp_tolerance=TEMP_TOLERANCE)
 
 
 def masters_lacking(frame, masters, present=()):
@@ -298,7 +300,7 @@ def masters_lacking(frame, masters, present=()):
     """
     path = os.path.abspath(frame.path)
     present = {path, *map(os.path.abspath, present)}
-    return [m for m in masters if _belongs(frame, m)
+    return [m for m in masters if belongs_to_master(frame, m)
             and (path not in master_inputs(m, present) or frame.mtime > m.mtime)]
 
 
@@ -355,7 +357,7 @@ def check_masters(masters, frames, *, raw_root, seen=()):
     order = {kind: i for i, kind in enumerate(DEPENDS_ON)}
     for m in sorted(masters, key=lambda m: (order.get(m.kind, 9), m.path)):
         reasons = _input_changes(m, inputs[m.path], present, root, seen)
-        joining = [f for f in new if _belongs(f, m)]
+        joining = [f for f in new if belongs_to_master(f, m)]
         if joining:
             reasons.append(f"{len(joining)} new frame(s) not in it "
                            f"({', '.join(sorted(f.name for f in joining)[:3])}"
@@ -363,7 +365,7 @@ def check_masters(masters, frames, *, raw_root, seen=()):
         reasons += _dependency_changes(m, masters, check.outdated)
         if reasons:
             check.outdated[m.path] = "; ".join(reasons)
-    check.unaccounted = [f for f in new if not any(_belongs(f, m) for m in masters)]
+    check.unaccounted = [f for f in new if not any(belongs_to_master(f, m) for m in masters)]
     return check
 
 
@@ -383,12 +385,22 @@ def _input_changes(master, inputs, present, root, seen):
     return reasons
 
 
+def _same_set_point(one, other):
+    """Whether two masters are of one cooler set-point (or either's is unknown):
+    a -5 C dark is never made with the -10 C master bias."""
+    if one.ccd_temp is None or other.ccd_temp is None:
+        return True
+    return abs(one.ccd_temp - other.ccd_temp) <= TEMP_TOLERANCE
+
+
 def _dependency_changes(master, masters, outdated):
     """Masters ``master`` was made with that were rebuilt since, or will be."""
     reasons = []
     for other in masters:
         if (other.kind not in DEPENDS_ON[master.kind]
-                or setup_key(other) != setup_key(master)):
+                or setup_key(other) != setup_key(master)
+                or not (_same_set_point(other, master)
+                        or _used_master(master.header or {}, other.kind)[0] == other.name)):
             continue
         if other.path in outdated:
             reasons.append(f"{other.name} is being rebuilt")

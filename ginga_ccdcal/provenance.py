@@ -47,7 +47,8 @@ from .fitsfile import printable
 from .scan import PRODUCT_KEYWORD
 
 __all__ = ["file_checksum", "stamp", "add_history", "record_master",
-           "record_sources", "relative_name", "steps_done", "camera_pedestal"]
+           "record_sources", "relative_name", "steps_done", "camera_pedestal",
+           "remove_pedestal_cards", "PEDESTAL_KEYWORDS"]
 
 _checksums = {}
 
@@ -227,24 +228,54 @@ def steps_done(header):
 def camera_pedestal(header):
     """The pedestal camera software added after subtracting a dark, or None.
 
-    SBIG's CCDOps and CCDSoft add a constant (usually 100 ADU) to a
-    dark-subtracted frame so that no pixel goes negative, and write
-    ``PEDESTAL = -100`` ("correction to add for zero-based ADU").  It
-    must come off before the flat: a constant divided by the flat is no
-    longer a constant.  Only a frame whose header says a bias or dark was
-    already subtracted (`steps_done`) is trusted to carry one; on a raw
-    frame the keyword means nothing reliable.
+    The one rule for camera pedestals.  SBIG's CCDOps and CCDSoft add a
+    constant (usually 100 ADU) to a dark-subtracted frame so that no
+    pixel goes negative, and write ``PEDESTAL = -100`` ("correction to
+    add for zero-based ADU").  Some CCDSoft set-ups write the amount
+    added instead, as ``BIAS = 100`` ("pedestal added to dark-subtracted
+    images"); it reads as a correction of -100.  ``PEDESTAL``, when
+    present, wins.  It must come off before the flat: a constant divided
+    by the flat is no longer a constant.
+
+    Only a frame whose header says a bias or dark was already subtracted
+    (`steps_done`) is trusted to carry one: on a raw frame the camera
+    added nothing, and ``BIAS`` there is a label, not pixels to remove.
 
     Returns
     -------
     float or None
         The value to add to the pixels (negative), None if there is none.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> header = fits.Header([("BIAS", 100), ("HISTORY", "Auto-Dark Subtraction")])
+    >>> camera_pedestal(header)
+    -100.0
     """
-    if header is None or "PEDESTAL" not in header:
+    if header is None or not {"bias", "dark"} & set(steps_done(header)):
         return None
-    if not {"bias", "dark"} & set(steps_done(header)):
-        return None
-    value = header["PEDESTAL"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+    if "PEDESTAL" in header:
+        correction = _number(header["PEDESTAL"])
+    else:
+        added = _number(header.get("BIAS"))
+        correction = None if added is None else -added
+    return correction or None
+
+
+#: The cards that carry a camera pedestal (`camera_pedestal`).
+PEDESTAL_KEYWORDS = ("PEDESTAL", "BIAS")
+
+
+def remove_pedestal_cards(header):
+    """Remove the pedestal cards once the pedestal is taken off the pixels,
+    so that no later reader takes it off again."""
+    for key in PEDESTAL_KEYWORDS:
+        header.remove(key, ignore_missing=True, remove_all=True)
+
+
+def _number(value):
+    """``value`` as a float if it is a (non-boolean) number, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)

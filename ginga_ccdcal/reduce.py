@@ -14,14 +14,15 @@ from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
 from .masters import MasterOptions, build_masters, load_masters
 from .match import match_light
-from .products import Verdict, check_light_product
+from .products import Verdict, check_light_product, check_masters
 from .progress import check, report
 from .safe_write import OutputExists, ensure_folder, remove_stale_temps
 from .scan import scan_folder
 
 __all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
-           "calibrate_light", "calibrate_lights", "calibration_frames_text",
-           "plan_night", "reduce_night", "same_output_problems"]
+           "build_night_masters", "calibrate_light", "calibrate_lights",
+           "calibration_frames_text", "outdated_masters", "plan_night", "reduce_night",
+           "same_output_problems"]
 
 
 @dataclass
@@ -328,9 +329,8 @@ def reduce_night(raw_dir, out_dir, *, masters_dir=None, options=None,
 
     plan = plan_night(raw_dir, out_dir, masters_dir=masters_dir, aliases=aliases,
                       progress=stage("scan"), cancel=cancel)
-    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
-                            overwrite=overwrite, progress=stage("masters"),
-                            cancel=cancel)
+    masters = build_night_masters(plan, options, overwrite=overwrite,
+                                  progress=stage("masters"), cancel=cancel)
     calibrated = calibrate_lights(plan.of_type("light"),
                                   available_masters(masters, plan.masters_dir),
                                   plan.out_dir, calibration, raw_root=plan.raw_dir,
@@ -378,6 +378,46 @@ def plan_night(raw_dir, out_dir, *, masters_dir=None, aliases=None, progress=Non
     for folder in (out_dir, masters_dir):
         remove_stale_temps(folder)
     return NightPlan(raw_dir, out_dir, masters_dir, scan, frames)
+
+
+def build_night_masters(plan, options=None, *, overwrite=False, progress=None,
+                        cancel=None):
+    """`build_masters` for a planned night, rebuilding outdated masters.
+
+    Masters whose frames changed since they were built (and those made
+    from them, `outdated_masters`) are rebuilt, never kept silently; each
+    carries the reason in the report's notes ("rebuilt: ...").
+
+    Returns
+    -------
+    `~ginga_ccdcal.masters.MasterReport`
+    """
+    outdated = {} if overwrite is True else outdated_masters(plan)
+    masters = build_masters(plan.frames, plan.masters_dir, options or MasterOptions(),
+                            overwrite=overwrite or set(outdated), progress=progress,
+                            cancel=cancel)
+    for path, why in outdated.items():
+        masters.note(path, f"rebuilt: {why}")
+    return masters
+
+
+def outdated_masters(plan):
+    """``{master path: reason}`` for the masters of ``plan.masters_dir`` that
+    no longer match the night's raw frames (`products.check_masters`): a
+    frame changed, gone or new, or a master they were made from changed."""
+    masters = load_masters(plan.masters_dir)
+    if not masters:
+        return {}
+    # A frame older than every master of its type was there when they were
+    # built: offered then, and left out on purpose (a saturated flat) if it
+    # is in none.  It must not make a master outdated at every run.
+    built = {}
+    for m in masters:
+        built[m.kind] = min(built.get(m.kind, m.mtime), m.mtime)
+    seen = {(os.path.abspath(f.path), f.mtime) for f in plan.frames
+            if f.frametype in built and f.mtime <= built[f.frametype]}
+    return dict(check_masters(masters, plan.frames, raw_root=plan.raw_dir,
+                              seen=seen).outdated)
 
 
 def available_masters(report, masters_dir):

@@ -1278,7 +1278,8 @@ class TrapFrame:
     dark_subtracted : bool
         The camera software subtracted a dark of the same exposure and
         temperature (bias included) and added the `CCDSOFT_PEDESTAL`; the
-        header says ``HISTORY Auto-Dark Subtraction``.
+        header says ``HISTORY Auto-Dark Subtraction`` and ``PEDESTAL = -100``
+        (3 lights and 1 flat).
     info : FrameInfo or None
         The recipe (None for the arc); ``camera.ideal_light_of(info)`` is a
         light's true signal.
@@ -1391,7 +1392,9 @@ def _ccdsoft_plan():
         ("dark", 60.0, 3, cold, {}),
         # Twilight flats taken with the light-frame button: the trap.
         ("flat", 2.0, 3, cold, {"header": "Light Frame", "level": 21000.0}),
-        ("flat", 5.0, 3, cold, {"header": "Light Frame", "level": 19000.0}),
+        # ... one of them with the camera's auto-dark on (a light, to CCDSoft).
+        ("flat", 5.0, 3, cold, {"header": "Light Frame", "level": 19000.0,
+                                "autodark": 1}),
         ("unknown", 5.0, 1, cold, {"name": "arc-neon"}),
         ("light", 60.0, 1, cold, {"name": "flat-field-target", "stars": 40}),
         ("light", 60.0, 4, cold, {"name": "m57-R", "autodark": 2}),
@@ -1434,7 +1437,11 @@ def make_ccdsoft_night(directory, seed=0, *, shape=(80, 120), overwrite=False):
       ~0.1 C around SET-TEMP;
     - **auto-dark lights**: 3 of the 6 ``m57-R-*.fits`` lights were
       dark-subtracted by the camera software (``HISTORY Auto-Dark
-      Subtraction``): their pixels are ``flat * signal + 100`` plus noise;
+      Subtraction``, ``PEDESTAL = -100`` as CCDSoft writes them): their
+      pixels are ``flat * signal + 100`` plus noise;
+    - **an auto-dark flat**: ``flat-R-5s-001.fits`` was dark-subtracted by
+      the camera software too (a flat saved as a light gets the light's
+      auto-dark), with the same header traces;
     - **an arc-lamp frame** ``arc-neon-001.fits`` with no IMAGETYP: bright
       sharp lines, neither a dark nor a flat nor a light (truth 'unknown');
     - **a light named** ``flat-field-target.fits``: IMAGETYP 'Light Frame'
@@ -1480,7 +1487,7 @@ def make_ccdsoft_night(directory, seed=0, *, shape=(80, 120), overwrite=False):
         for n in range(count):
             name = _ccdsoft_name(kind, exptime, extra, counters)
             ccd_temp = set_temp + round(float(rng.normal(0.0, 0.1)), 2)
-            autodark = kind == "light" and n < extra.get("autodark", 0)
+            autodark = n < extra.get("autodark", 0)
             jobs.append((name, kind, exptime, set_temp, ccd_temp, autodark, extra, when))
             when += datetime.timedelta(seconds=exptime + 8.0)
     paths = [os.path.join(directory, job[0]) for job in jobs]
@@ -1536,6 +1543,9 @@ def _write_ccdsoft_frame(camera, path, kind, exptime, set_temp, ccd_temp, autoda
     header = _ccdsoft_header(imagetyp, exptime, filter, date, set_temp, ccd_temp,
                              camera, seed[1] + 1)
     if autodark:
+        # What CCDSoft / CCDOps write on a frame they dark-subtracted: the
+        # correction to add to get zero-based ADU, and the HISTORY lines.
+        header["PEDESTAL"] = (-CCDSOFT_PEDESTAL, "CORRECTION TO ADD FOR ZERO-BASED ADU")
         header.add_history("Auto-Dark Subtraction")
         header.add_history(f"Dark Subtraction (Dark {exptime:g} sec, Bin1x2, "
                            f"Temp {set_temp:g}C)")

@@ -4,7 +4,8 @@
 as everything else and keeps the frame after each step, with one sentence
 saying what that step removed: the bias level, the dark current, the
 flat's vignetting.  The Calibrate plugin's "Show steps" puts them side by
-side with the same cut levels.
+side, each with its own cut levels (`step_cuts`) or all with the same
+contrast (`common_cuts`), and each with its row profile (`row_profile`).
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from .calibrate import calibrate_frame
 from .classify import header_number
 from .masters import master_data
 
-__all__ = ["Step", "calibration_steps", "as_read_step", "common_cuts"]
+__all__ = ["Step", "calibration_steps", "as_read_step", "common_cuts", "step_cuts",
+           "row_profile", "blink_pair"]
 
 
 @dataclass
@@ -123,3 +125,66 @@ def common_cuts(steps, low=1.0, high=99.5):
     centre = np.nanmedian(final)
     return [(lo + np.nanmedian(s.data) - centre, hi + np.nanmedian(s.data) - centre)
             for s in steps]
+
+
+def step_cuts(step, contrast=0.25):
+    """Cut levels from this step's own pixels, so its structure shows.
+
+    IRAF's zscale (astropy's `~astropy.visualization.ZScaleInterval`, what
+    Ginga's "zscale" auto cuts compute) of the step's finite pixels: the
+    frame as read gets levels about its ~1300 ADU bias, the bias-subtracted
+    one about its few ADU of dark current and sky.
+
+    Parameters
+    ----------
+    step : Step
+    contrast : float
+        zscale's contrast (IRAF's default 0.25).
+
+    Returns
+    -------
+    (float, float)
+        Low and high cut level, low < high.
+    """
+    from astropy.visualization import ZScaleInterval
+    finite = step.data[np.isfinite(step.data)]
+    lo, hi = ZScaleInterval(contrast=contrast).get_limits(finite)
+    if not hi > lo:  # a flat step (e.g. all one value): open the range a little
+        lo, hi = lo - 0.5, hi + 0.5
+    return float(lo), float(hi)
+
+
+def row_profile(step):
+    """The step's mean row: the median of every column, left to right.
+
+    The median over all rows keeps what is the same along the columns (the
+    overscan strip, the bias structure, the vignetting's slope) and drops
+    stars and noise, so each step's change shows as a change of the curve.
+
+    Returns
+    -------
+    x : ndarray
+        Column numbers (0-based).
+    profile : ndarray
+        Median of each column, in the step's units (ADU).
+    """
+    profile = np.nanmedian(step.data, axis=0)
+    return np.arange(profile.size, dtype=float), profile.astype(float)
+
+
+def blink_pair(steps):
+    """The two steps to blink: the rawest frame with the calibrated frame's
+    pixel grid, and the calibrated frame.
+
+    The frame as read when it has the calibrated shape (no overscan strip
+    was trimmed), otherwise the raw step after the trim: blinking frames of
+    different shapes would move the stars instead of showing what the
+    calibration changed.
+
+    Returns
+    -------
+    (Step, Step)
+    """
+    calibrated = steps[-1]
+    before = next(s for s in steps if s.data.shape == calibrated.data.shape)
+    return before, calibrated

@@ -867,9 +867,11 @@ class FolderWatcher:
             except (FrameError, OSError) as exc:
                 return self._result(job, "problem", t_start, problem=str(exc))
             if frame.frametype == "unknown":
+                # The classification's own reason (`Frame.type_note`), so
+                # every front end says the same about this frame.
+                why = frame.type_note or "no type keyword, no usable pixels"
                 return self._result(job, "ignored", t_start, frame=frame,
-                                    problem="frame type unknown (no type keyword, "
-                                            "no usable pixels)")
+                                    problem=f"frame type unknown ({why})")
         warnings = []
         if frame.guessed:
             warnings.append(f"no usable IMAGETYP/OBSTYPE/FRAMETYP, type guessed as "

@@ -11,6 +11,7 @@ Test modules import the fixtures they use::
     from gui_support import gui, gui_session  # noqa: F401 (fixtures)
 """
 
+import gc
 import os
 import pathlib
 
@@ -171,6 +172,10 @@ class GuiDriver:
             image.remove_image(name)
         fv.change_channel("Image")
         self.pump(0.05)
+        # Qt objects of the deleted channels and stopped plugins must be
+        # freed here, on the GUI thread, not by a garbage collection that
+        # happens to run in a worker thread later (Qt crashes then).
+        gc.collect()
 
 
 def tree_rows(tree):

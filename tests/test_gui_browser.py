@@ -30,13 +30,15 @@ def test_tree_groups_by_type_then_exposure(gui, night):
     for label, (texts, files) in dark_groups.items():
         assert texts[1] == str(plan_count("dark", float(label.split(" = ")[1])))
         assert len(files) == int(texts[1])
-    # each file row: name, -, type, filter, exposure, temperature
+    # each file row: name, -, type, state, filter, exposure, temperature
     lights = rows["frametype = light"][1]["exptime = 300"][1]
     expected = {os.path.basename(p) for p in night.files["light"]}
     assert set(lights) == expected
-    filters = sorted(texts[3] for texts, _ in lights.values())
+    filters = sorted(texts[4] for texts, _ in lights.values())
     assert filters == ["R", "R", "R", "V", "V"]
-    assert all(texts[2] == "light" and texts[4] == "300" for texts, _ in lights.values())
+    assert all(texts[2] == "light" and texts[5] == "300" for texts, _ in lights.values())
+    # no light calibrated yet: the State column is empty
+    assert all(texts[3] == "" for texts, _ in lights.values())
     total = sum(n for *_, n in NIGHT_PLAN)
     assert browser.messages.lines[0].endswith(
         f"{total} frames (5 bias, 10 dark, 10 flat, 5 light)")

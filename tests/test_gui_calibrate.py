@@ -13,7 +13,9 @@ from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
-from ginga_ccdcal.steps import as_read_step, calibration_steps, common_cuts
+from ginga_ccdcal.gui.CCDCalibrate import BLINK_INTERVAL
+from ginga_ccdcal.steps import (as_read_step, blink_pair, calibration_steps, common_cuts,
+                                row_profile, step_cuts)
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
@@ -129,13 +131,27 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     panels = plugin.step_panels
     assert len(panels) == 5 and all(p.widget.get_widget().isVisible() for p in panels)
     assert plugin.w.pages.get_index() == 1
-    for panel, step, cuts in zip(panels, steps, common_cuts(steps)):
+    assert not plugin.w.same_cuts.get_state()
+    for panel, step in zip(panels, steps):
         assert panel.title.get_text() == step.title
         # the note is wrapped to the panel's width, word for word the core's
         assert " ".join(panel.note.get_text().split()) == step.note
         shown = panel.viewer.get_image().get_data()
         assert np.array_equal(shown, step.data, equal_nan=True)
+        # each panel's own contrast, about its own pixels
+        lo, hi = panel.viewer.get_cut_levels()
+        assert (lo, hi) == pytest.approx(step_cuts(step))
+        assert lo < np.nanmedian(step.data) < hi
+        # its row profile, drawn by Ginga's plot from the core's numbers
+        np.testing.assert_allclose(panel.profile.points, np.column_stack(row_profile(step)))
+    # the frame as read sits on the bias level, the bias-subtracted one does not
+    assert panels[0].viewer.get_cut_levels()[0] > 1000 > panels[2].viewer.get_cut_levels()[1]
+    # "same cuts for all": one contrast about each panel's sky level, to compare
+    gui.click(plugin.w.same_cuts)
+    for panel, cuts in zip(panels, common_cuts(steps)):
         assert panel.viewer.get_cut_levels() == pytest.approx(cuts)
+    gui.click(plugin.w.same_cuts)
+    assert panels[1].viewer.get_cut_levels() == pytest.approx(step_cuts(steps[1]))
     assert np.array_equal(panels[-1].viewer.get_image().get_data(), expected,
                           equal_nan=True)
     assert not np.allclose(panels[1].viewer.get_image().get_data(), expected)
@@ -154,6 +170,34 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
     panels[2].viewer.zoom_to(3)
     gui.pump()
     assert all(p.viewer.get_zoom() == pytest.approx(3) for p in panels)
+
+    # blink raw / calibrated in the last panel, on a Ginga timer, until pressed again
+    def last_shows(step):
+        return np.array_equal(panels[-1].viewer.get_image().get_data(), step.data,
+                              equal_nan=True)
+    raw = blink_pair(steps)[0]
+    assert raw is steps[1]  # the sample night's frames have an overscan strip
+    gui.click(plugin.w.blink)
+    assert plugin.blinking and plugin.w.blink.get_text() == "Stop blinking"
+    gui.wait_for(lambda: last_shows(raw), "the raw frame to blink in")
+    assert panels[-1].viewer.get_cut_levels() == pytest.approx(step_cuts(raw))
+    gui.wait_for(lambda: last_shows(steps[-1]), "the calibrated frame to blink back")
+    assert all(p.viewer.get_zoom() == pytest.approx(3) for p in panels)
+    gui.click(plugin.w.blink)
+    assert not plugin.blinking and last_shows(steps[-1])
+    gui.pump(2 * BLINK_INTERVAL)
+    assert last_shows(steps[-1])
+    # leaving the page, or closing the plugin, stops it
+    gui.click(plugin.w.blink)
+    plugin.w.pages.set_index(0)
+    gui.pump()
+    assert not plugin.blinking
+    plugin.w.pages.set_index(1)
+    gui.click(plugin.w.blink)
+    assert plugin.blinking
+    plugin.close()
+    gui.pump()
+    assert not plugin.blinking
     assert not gui.new_errors(), "\n".join(gui.new_errors())
 
 

@@ -69,7 +69,7 @@ def state_in_tree(browser, name):
     def find(rows):
         for label, (texts, children) in rows.items():
             if label == name:
-                return texts[6]
+                return texts[3]
             found = find(children)
             if found is not None:
                 return found

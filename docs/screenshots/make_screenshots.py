@@ -100,6 +100,7 @@ def _drive(viewer, raw, out, held, get_session):
         inspect.characterise()
         wait(viewer, inspect, "the characterisation")
         inspect.w.plots.set_index(0)
+        inspect.w.marks.get_widget().click()  # hot and bad pixels on the image
         shot(viewer, "ccd_inspect", "CCD Inspect")
 
         # watch: a light and a dark arrive; then a light without a flat
@@ -121,8 +122,12 @@ def _drive(viewer, raw, out, held, get_session):
         for label in ("frametype = bias", "frametype = flat", "frametype = dark"):
             tree.get_widget().collapseItem(tree._path_to_item([label]))
         path = browser.path_of(os.path.join(raw, first_light))
-        tree.set_selected([path])
+        browser.select_path(path)          # as a click: summary and checklist
         tree.scroll_to_path(path)
+        viewer.wait_for(lambda: browser.checklist.text().count("?") == 0, 120,
+                        "the checklist")
+        viewer.pump(1.0)
+        fv.change_channel("Image_cal")
         shot(viewer, "ccd_browser_states", "CCD Browser")
         watch.stop_watch()
         viewer.wait_for(lambda: watch.watch_state == "off", 300, "the watch to stop")
@@ -147,6 +152,7 @@ def _drive(viewer, raw, out, held, get_session):
 
         viewer.window.resize(1280, 800)
         fv.change_channel("Image")
+        calibrate.w.pages.set_index(0)
         shot(viewer, "window_1280x800", "Dialogs")
         return 0
     finally:

@@ -91,9 +91,10 @@ from .common import (CAL_SUFFIX, ChecklistStrip, FRAME_TYPES, FolderRow, Message
 
 __all__ = ["CCDBrowser"]
 
+# The state beside the type: what an observer looks for first.
 _COLUMNS = [("File / group", "name"), ("Frames", "count"), ("Type", "type"),
-            ("Filter", "filter"), ("Exposure", "exptime"), ("CCD temp", "temp"),
-            ("State", "state")]
+            ("State", "state"), ("Filter", "filter"), ("Exposure", "exptime"),
+            ("CCD temp", "temp")]
 
 
 class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
@@ -429,13 +430,13 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         self.w.tree.setup_table(_COLUMNS, len(self.group_keys) + 1, "name")
         self.w.tree.set_tree(tree)
         self.w.tree.expand_all(True)
-        self.w.tree.set_optimal_column_widths()
         for path, frame in self._leaf_frames.items():
             if frame.guessed or getattr(frame, "type_note", None):
                 self.w.tree.set_cell_color(list(path), "type", fg="darkorange", bold=True)
             elif frame.type_source == "user":
                 self.w.tree.set_cell_color(list(path), "type", fg="blue")
-            self._show_state(path, frame.path, redraw=False)
+            self._show_state(path, frame.path)
+        self.w.tree.set_optimal_column_widths()
         # a rescan keeps the rows the user selected (without reloading them)
         known = set(self._leaf_frames) | set(self._path_frames)
         self.w.tree.set_selected([p for p in selected if tuple(p) in known])
@@ -463,7 +464,7 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
                           "temp": format_number(frame.ccd_temp, "{:.1f}"), "state": ""}
             self._leaf_frames[path + (name,)] = frame
 
-    def _show_state(self, tree_path, frame_path, redraw=True):
+    def _show_state(self, tree_path, frame_path):
         """The State cell of one file row, coloured when something is missing."""
         state = self.session.frame_state(frame_path)
         if state is None:

@@ -52,11 +52,17 @@ channel.
   and the frame trimmed ("raw"), after the bias is subtracted, after the
   dark is subtracted and after the flat divides it, side by side, each
   with one line on what that step removed (the bias level, the dark
-  current, the vignetting).  All panels use the same contrast around
-  their own sky level, so each shows what its step changed; dragging or
-  zooming one moves them all.  "To channel" puts a step in the channel
-  ``Steps``, where Ginga's own Cuts, Histogram and Pick work on it (and
-  Blink Channels against ``<channel>_cal``).  Nothing is written.
+  current, the vignetting), and below it the step's row profile (the
+  median of each column: the overscan strip, the bias structure, the
+  vignetting's slope show there).  Each panel has its own contrast
+  (zscale of its own pixels), so its structure shows; "Same cuts for
+  all" gives them one contrast about each panel's sky level instead, to
+  compare levels.  "Blink raw / calibrated" shows the raw and the
+  calibrated frame in turn in the last panel until pressed again (or
+  the page or plugin closes).  Dragging or zooming one panel moves them
+  all.  "To channel" puts a step in the channel ``Steps``, where Ginga's
+  own Cuts, Histogram and Pick work on it (and Blink Channels against
+  ``<channel>_cal``).  Nothing is written.
 
 Why a separate ``<channel>_cal`` channel: the raw and the calibrated frame
 stay side by side, so you can switch or blink between them (Operation >
@@ -79,10 +85,14 @@ Settings live in ``plugin_CCDCalibrate.cfg`` in Ginga's settings folder:
 import os
 import textwrap
 import traceback
+from dataclasses import dataclass
 
+import numpy as np
 from ginga import GingaPlugin
 from ginga.AstroImage import AstroImage
+from ginga.canvas.types import plots as gplots
 from ginga.gw import Viewers, Widgets
+from ginga.plot.plotaide import PlotAide
 
 from ..calibrate import CalibrationOptions, calibrate_and_write, output_path
 from ..describe import (DARK_SCALES, failure_state, match_banner, match_state,
@@ -92,7 +102,8 @@ from ..match import match_light
 from ..reduce import calibrate_lights
 from ..safe_write import OutputExists
 from ..scan import frame_from_file, is_product
-from ..steps import as_read_step, calibration_steps, common_cuts
+from ..steps import (as_read_step, blink_pair, calibration_steps, common_cuts, row_profile,
+                     step_cuts)
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
                      RunsTasks, TaskPanel, action_button, button_row, clear_banner,
                      default_output_folder, finish_panel, get_session, panel_box,
@@ -106,17 +117,31 @@ N_STEP_PANELS = 5
 #: Channel a step is sent to ("To channel").
 STEPS_CHANNEL = "Steps"
 #: Characters per line of a step's note (the panels are narrow).
-NOTE_WIDTH = 40
+NOTE_WIDTH = 32
+#: Lines every note takes (at least), so that all panels are the same size.
+NOTE_LINES = 4
+#: Seconds each frame stays shown while blinking raw and calibrated.
+BLINK_INTERVAL = 0.7
 
 
 def _option_text(value):
     return "" if value is None else (value if isinstance(value, str) else f"{value:g}")
 
 
+@dataclass
+class _StepView:
+    """What a panel shows of one step, worked out off the GUI thread."""
+
+    step: object      # steps.Step
+    own_cuts: tuple   # steps.step_cuts(step)
+    common: tuple     # this step's steps.common_cuts
+    profile: tuple    # steps.row_profile(step): (x, median of each column)
+
+
 class _StepPanel:
-    """One panel of the "Steps" page: title, a small viewer, the note, and
-    "To channel" (the step as an image of a channel, for Ginga's own Cuts,
-    Histogram and Pick)."""
+    """One panel of the "Steps" page: title, a small viewer, its row profile
+    (a Ginga plot), the note, and "To channel" (the step as an image of a
+    channel, for Ginga's own Cuts, Histogram and Pick)."""
 
     def __init__(self, logger, send):
         self.widget = Widgets.VBox()
@@ -132,7 +157,7 @@ class _StepPanel:
         self.widget.add_widget(row, stretch=0)
         self.step = None
         viewer = Viewers.CanvasView(logger=logger)
-        viewer.set_desired_size(230, 170)
+        viewer.set_desired_size(180, 130)
         viewer.enable_autozoom("on")
         viewer.enable_autocuts("off")
         viewer.set_bg(0.2, 0.2, 0.2)
@@ -140,23 +165,65 @@ class _StepPanel:
         # after the data arrived: fit again whenever the size changes.
         viewer.add_callback("configure", self._refit)
         self.viewer = viewer
-        self.widget.add_widget(Viewers.GingaViewerWidget(viewer), stretch=1)
+        image = Viewers.GingaViewerWidget(viewer)
+        image.set_min_size(160, 120)  # the image first; the page scrolls
+        self.widget.add_widget(image, stretch=1)
+        self.widget.add_widget(self._build_profile_plot(logger), stretch=0)
         self.note = Widgets.Label("", halign="left")
         self.widget.add_widget(self.note, stretch=0)
+        self.view = None
+        self._keep_view = False
 
-    def show(self, step, cuts):
-        self.step = step
-        self.title.set_text(step.title)
-        self.note.set_text(textwrap.fill(step.note, NOTE_WIDTH))
-        self.viewer.set_data(step.data)
-        self.viewer.cut_levels(*cuts)
+    def _build_profile_plot(self, logger):
+        # Ginga's own plot widget, as its Crosshair plugin's Cuts plot
+        plot_viewer = Viewers.CanvasView(logger=logger)
+        plot_viewer.set_desired_size(180, 80)
+        plot_viewer.set_background("white")
+        plot_viewer.set_foreground("black")
+        self.plot = PlotAide(plot_viewer)
+        # no x title: the key says it, and the panel is small
+        self.plot.setup_standard_frame(title="", x_title=None, y_title="ADU",
+                                       num_x_labels=3, num_y_labels=3)
+        self.profile = gplots.XYPlot(name="row profile (median of each column)",
+                                     color="#1b9e77", linewidth=1)
+        self.plot.add_plot(self.profile)
+        plot = Viewers.GingaViewerWidget(plot_viewer)
+        plot.set_min_size(160, 80)
+        plot.set_max_size(None, 90)
+        return plot
+
+    def show(self, view, same_cuts, keep_view=False):
+        """Show ``view`` (a `_StepView`); ``keep_view`` keeps zoom and pan (blinking)."""
+        self.view = view
+        self.step = view.step
+        self.title.set_text(view.step.title)
+        # Notes padded to the same number of lines keep every viewer's size
+        # when a note changes (blinking): a resize would fit them again.
+        lines = textwrap.wrap(view.step.note, NOTE_WIDTH)
+        self.note.set_text("\n".join(lines + [""] * (NOTE_LINES - len(lines))))
+        self._keep_view = keep_view
+        if keep_view:
+            # no fit and no centring on this image: the panels keep their zoom
+            self.viewer.enable_autozoom("off")
+            self.viewer.enable_autocenter("off")
+        self.viewer.set_data(view.step.data)
+        self.viewer.enable_autozoom("on")
+        self.viewer.enable_autocenter("on")
+        self.use_same_cuts(same_cuts)
+        self.profile.plot(np.column_stack(view.profile))
+        self.plot.update_plots()
         self.widget.show()
+
+    def use_same_cuts(self, same_cuts):
+        """The step's own cut levels, or those common to all steps."""
+        if self.view is not None:
+            self.viewer.cut_levels(*(self.view.common if same_cuts else self.view.own_cuts))
 
     def hide(self):
         self.widget.hide()
 
     def _refit(self, viewer, width, height):
-        if viewer.get_image() is not None:
+        if viewer.get_image() is not None and not self._keep_view:
             viewer.zoom_fit()
 
 
@@ -179,7 +246,10 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.result = None
         self.all_report = None
         self.steps = []
+        self.step_views = []
         self.steps_frame = None
+        self.blink_timer = None
+        self._blink_before = False
         self.task = None
         self._callbacks_on = False
         self._lookup_gen = 0
@@ -193,6 +263,8 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.w.pages = Widgets.TabWidget()
         self.w.pages.add_widget(self._build_calibrate_page(), title="Calibrate")
         self.w.pages.add_widget(self._build_steps_page(), title="Steps")
+        # blinking is for the Steps page only: leaving it stops it
+        self.w.pages.add_callback("page-switch", lambda w, child: self.stop_blink())
         top.add_widget(self.w.pages, stretch=1)
         finish_panel(self, container, top)
         self.gui_up = True
@@ -286,6 +358,19 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.w.steps_title = Widgets.Label("Press \"Show steps\" on the Calibrate page.",
                                            halign="left")
         page.add_widget(self.w.steps_title, stretch=0)
+        self.w.blink = action_button("Blink raw / calibrated", "Show the raw and the "
+                                     "calibrated frame in turn in the last panel",
+                                     self.toggle_blink)
+        self.w.blink.set_enabled(False)
+        self.w.same_cuts = Widgets.CheckBox("Same cuts for all")
+        self.w.same_cuts.set_tooltip("Off: each panel's own contrast (zscale of its "
+                                     "pixels), so its structure shows. On: one contrast "
+                                     "about each panel's sky level, to compare levels")
+        self.w.same_cuts.add_callback("activated", lambda w, on: self._apply_cuts())
+        page.add_widget(button_row(self.w.blink, self.w.same_cuts), stretch=0)
+        # a Qt timer: its callback runs on the GUI thread, between events
+        self.blink_timer = self.fv.make_timer()
+        self.blink_timer.add_callback("expired", self._blink_cb)
         grid = Widgets.GridBox(rows=3, columns=2)
         grid.set_spacing(6)
         self.step_panels = [_StepPanel(self.logger, self.step_to_channel)
@@ -313,6 +398,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.redo()
 
     def stop(self):
+        self.stop_blink()
         if self.task is not None and self.task.busy:
             self.task.cancel()
         if self._callbacks_on:
@@ -690,37 +776,43 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         gain = options["gain"] if isinstance(options["gain"], float) else None
         self.messages.set_lines([f"Working out the steps of {frame.name} ..."])
 
+        self.stop_blink()
+
         def work(progress, cancel):
             progress(0, 1, frame.name)
             # from the file as the camera wrote it, bias level included
             steps = [as_read_step(frame)] + calibration_steps(
                 frame, match, CalibrationOptions(dark_scale=options["dark_scale"]),
                 gain=gain)
-            return steps, common_cuts(steps)
+            # cuts and profiles here too: medians of full frames take a while
+            return [_StepView(step, step_cuts(step), cuts, row_profile(step))
+                    for step, cuts in zip(steps, common_cuts(steps))]
 
         return self.task.run(work, label="Steps",
                              on_done=lambda result: self._show_steps(frame, match, result),
                              on_error=self._steps_failed)
 
-    def _show_steps(self, frame, match, result):
-        steps, cuts = result
-        self.steps = steps
+    def _show_steps(self, frame, match, views):
+        self.step_views = views
+        self.steps = [view.step for view in views]
         self.steps_frame = frame
+        same = self.w.same_cuts.get_state()
         for i, panel in enumerate(self.step_panels):
-            if i < len(steps):
-                panel.show(steps[i], cuts[i])
+            if i < len(views):
+                panel.show(views[i], same)
             else:
                 panel.hide()
+        self.w.blink.set_enabled(True)
         title = f"{frame.name} step by step, from the file as read"
         if any(c.master.overscan for c in (match.bias, match.dark, match.flat) if c):
             title += "; raw = after overscan subtraction and trim"
         if match.missing:
             title += "; no master for: " + ", ".join(match.missing)
-        self.w.steps_title.set_text(title + ".\nSame contrast about each panel's "
-                                    "sky level; drag or zoom one to move all.")
+        self.w.steps_title.set_text(title + ".\nDrag or zoom one panel to move all; "
+                                    "below each, its row profile.")
         self.w.pages.set_index(1)
         self.messages.set_lines([f"Steps of {frame.name}: see the Steps page."]
-                                + [f"{s.title}: {s.note}" for s in steps])
+                                + [s.note for s in self.steps])
 
     def step_to_channel(self, step):
         """Show ``step`` in the Steps channel (named after the frame and step)."""
@@ -732,6 +824,44 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         image.set(name=name)
         self.fv.add_image(name, image, chname=STEPS_CHANNEL)
         return name
+
+    def _apply_cuts(self):
+        same = self.w.same_cuts.get_state()
+        for panel in self.step_panels:
+            panel.use_same_cuts(same)
+
+    @property
+    def blinking(self):
+        """True while the last panel alternates the raw and the calibrated frame."""
+        return self.blink_timer is not None and self.blink_timer.is_set()
+
+    def toggle_blink(self):
+        """Start blinking raw and calibrated in the last panel, or stop."""
+        if self.blinking:
+            self.stop_blink()
+        elif self.step_views:
+            self._blink_before = False
+            self._blink_cb(self.blink_timer)
+            self.w.blink.set_text("Stop blinking")
+
+    def stop_blink(self):
+        """Stop blinking; the last panel shows its step again."""
+        if not self.blinking:
+            return
+        self.blink_timer.stop()
+        self.w.blink.set_text("Blink raw / calibrated")
+        self._show_blinked(self.step_views[-1])
+
+    def _blink_cb(self, timer):
+        self._blink_before = not self._blink_before
+        before, calibrated = blink_pair(self.steps)
+        shown = before if self._blink_before else calibrated
+        self._show_blinked(next(v for v in self.step_views if v.step is shown))
+        timer.set(BLINK_INTERVAL)
+
+    def _show_blinked(self, view):
+        panel = self.step_panels[len(self.step_views) - 1]
+        panel.show(view, self.w.same_cuts.get_state(), keep_view=True)
 
     def _steps_failed(self, message, cancelled):
         self.messages.set_lines(["Cancelled." if cancelled

@@ -423,6 +423,7 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
             counts = watcher.counts
             text = (f"Watching {watcher.raw_dir} ({watcher.mode}): "
                     f"{counts['calibrated']} calibrated, "
+                    f"{counts.get('uncalibrated', 0)} NOT calibrated, "
                     f"{counts['calibration']} calibration frame(s), "
                     f"{counts['problem']} problem(s)")
         else:

@@ -23,6 +23,7 @@ Nothing here does calibration: the work functions handed to `TaskPanel`
 call the GUI-free core.
 """
 
+import gc
 import os
 import sys
 import textwrap
@@ -499,6 +500,11 @@ class TaskPanel:
             if self._busy:
                 return False
             self._busy = True
+        # Free Qt objects of closed channels and plugins now, on the GUI
+        # thread: work that allocates a lot (matplotlib) would otherwise
+        # trigger the collection in the worker thread, and Qt objects
+        # destroyed off the GUI thread crash the viewer.
+        gc.collect()
         token = self._token = CancelToken()
         self.bar.set_value(0.0)
         self.status.set_text(f"{label}...")

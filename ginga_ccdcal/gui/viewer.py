@@ -495,6 +495,8 @@ def run_demo(folder="ccdcal-demo", *, screenshot=None, scale=0.25,
         viewer.wait_for(lambda: viewer.fv.get_channel("Image").viewer.get_image() is not None,
                         timeout, "the first light frame to load")
         calibrate = viewer.local_plugin("Image", "CCDCalibrate")
+        # it reads the frame and the masters off the GUI thread first
+        viewer.wait_for(lambda: not calibrate.busy, timeout, "CCD Calibrate to look")
         if not calibrate.calibrate():
             print("ginga-ccdcal demo: " + calibrate.w.missing.get_text(), file=sys.stderr)
             return 1
