@@ -261,7 +261,11 @@ class _Events:
     ``opens``: opened and not yet closed, by anyone (readers too: the
     system does not say who), its creator counted from "created" on;
     ``creating``: created, and the creator's own "opened" (which follows,
-    maybe late) not heard yet, so it is not counted twice; ``writing``: a
+    maybe late) not heard yet, so it is not counted twice; ``created``:
+    created while watched and not closed after writing since: held by its
+    writer whatever the counts say (watchdog drops an event equal to the
+    one still queued before it, so readers' opens and closes do not
+    always pair up); ``writing``: a
     writer holds it: created, or changed while open (Linux reports opens
     and closes; an open from before the folder was watched is not seen,
     and such a file is judged by time); ``changed``: created or modified
@@ -271,6 +275,7 @@ class _Events:
 
     opens: int = 0
     creating: bool = False
+    created: bool = False
     writing: bool = False
     changed: bool = False
     closed: bool = False
@@ -281,7 +286,7 @@ class _Events:
             # holds the file from now on, even if the observer's thread has
             # not passed its "opened" on yet (a busy machine).
             self.opens += 1
-            self.creating = True
+            self.creating = self.created = True
             self.changed, self.closed, self.writing = True, False, True
         elif kind == "opened":
             if self.creating:
@@ -290,16 +295,18 @@ class _Events:
                 self.opens += 1
         elif kind == "closed_no_write":
             # A reader (a writer's close says "closed"): nobody left open
-            # means the writer, if any, was never seen opening it (a file
-            # created without write access, or by a hard link).
+            # means the writer, if any, was never seen opening it.  Never
+            # ends a creator's hold (a file created by a hard link or
+            # without write access is so waited for OPEN_WRITER_TIMEOUT).
             self.opens = max(0, self.opens - 1)
-            self.writing = self.writing and self.opens > 0
+            self.writing = self.writing and (self.opens > 0 or self.created)
         elif kind in _CHANGE_EVENTS:
             self.changed, self.closed = True, False
             self.writing = self.writing or self.opens > 0
         elif kind in _DONE_EVENTS:
             self.opens = max(0, self.opens - 1) if kind == "closed" else 0
             self.closed, self.writing, self.changed = True, False, False
+            self.created = self.creating = False
 
 
 @dataclass

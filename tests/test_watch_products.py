@@ -196,9 +196,12 @@ def test_folder_moved_in_is_judged_by_time_not_held(site, tmp_path):
     # events come before or after the writer's own "opened".
     (["created", "opened", "modified"] + ["opened", "closed_no_write"] * 3, True, False),
     (["created"] + ["opened", "closed_no_write"] * 3 + ["opened", "modified"], True, False),
-    # Created without write access, or by a hard link that a reader opened:
-    # nobody holds it, judged by time.
-    (["created", "opened", "closed_no_write"], False, False),
+    # watchdog drops an event equal to the one still queued before it: a
+    # viewer's two opens may come as one, its two closes as two.  The
+    # creator holds the file all the same.
+    (["created", "opened", "modified", "opened", "closed_no_write",
+      "closed_no_write"], True, False),
+    (["created", "opened", "closed_no_write"], True, False),
     # Renamed into place: done.
     (["moved"], False, True),
     # An open the watcher did not see (before the watch began): judged by time.
