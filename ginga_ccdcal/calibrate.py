@@ -205,7 +205,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
     options = options or CalibrationOptions()
-    strict, gain, dark_scale = options.strict, options.gain, options.dark_scale
+    gain, dark_scale = options.gain, options.dark_scale
     readnoise, cosmics = options.readnoise, options.cosmics
     _refuse_uncalibrated(match, options, name)
     raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
