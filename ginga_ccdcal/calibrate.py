@@ -13,7 +13,6 @@ from typing import Optional, Union
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.nddata import CCDData, StdDevUncertainty
 
 from . import provenance
 from .errors import CalibrationError, NotCalibrated
@@ -116,6 +115,7 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
     """
     _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
     raw, header, _ = read_image(frame.path)
+    from astropy.nddata import CCDData
     ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
     result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
                            on_step=on_step, raw_root=raw_root)
@@ -204,8 +204,12 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     >>> from ginga_ccdcal.masters import load_master    # doctest: +SKIP
     >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
+    # Imported here: astropy.nddata brings astropy.wcs, coordinates and
+    # scipy.sparse (about half a second), which commands that calibrate
+    # nothing (masters, scan) need not pay for.
+    from astropy.nddata import CCDData, StdDevUncertainty
     options = options or CalibrationOptions()
-    strict, gain, dark_scale = options.strict, options.gain, options.dark_scale
+    gain, dark_scale = options.gain, options.dark_scale
     readnoise, cosmics = options.readnoise, options.cosmics
     _refuse_uncalibrated(match, options, name)
     raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
@@ -375,6 +379,7 @@ def _flat_low(master):
 
 def _clean_cosmic_rays(data, header, gain, readnoise):
     """L.A.Cosmic on ``data`` (ADU) in place; returns the pixels cleaned."""
+    from astropy.nddata import CCDData
     from ccdproc import cosmicray_lacosmic
     if not isinstance(gain, (int, float)):
         gain = header_number(header, ("EGAIN", "GAIN")) or 1.0

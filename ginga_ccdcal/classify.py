@@ -145,27 +145,6 @@ def exptime_from_header(header):
     return None
 
 
-def filter_from_header(header, aliases=None):
-    """Filter name (stripped) from FILTER, FILTNAM, FILTER1..., or None.
-
-    ``aliases`` maps the user's spellings to one name, e.g.
-    ``{'Halpha': 'Ha'}`` (case-insensitive).
-    """
-    for key in FILTER_KEYWORDS:
-        value = header.get(key)
-        if value is None:
-            continue
-        name = str(value).strip()
-        if not name:
-            continue
-        if aliases:
-            for spelling, canonical in aliases.items():
-                if spelling.strip().lower() == name.lower():
-                    return canonical
-        return name
-    return None
-
-
 def temperature_from_header(header):
     """Sensor temperature in degrees C, or None."""
     for key in TEMPERATURE_KEYWORDS:

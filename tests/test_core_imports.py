@@ -61,3 +61,30 @@ def test_the_gui_command_says_how_to_install_the_viewer():
     assert proc.returncode == 2
     assert "pip install 'ginga-ccdcal[gui]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+#: What the commands that calibrate nothing must not import: each costs a
+#: large part of a second at start-up (issue 15).
+HEAVY = ("ccdproc", "astropy.nddata", "scipy", "matplotlib", "dask", "distributed")
+
+
+def test_scan_and_masters_commands_import_nothing_heavy(tmp_path):
+    """``scan`` and ``masters`` start without ccdproc, astropy.nddata, scipy
+    or dask: their work needs none of them."""
+    script = (
+        "import sys\n"
+        "from ginga_ccdcal import cli\n"
+        "from ginga_ccdcal.sample import SyntheticCamera, write_night\n"
+        f"heavy = {HEAVY!r}\n"
+        f"write_night({str(tmp_path / 'raw')!r}, SyntheticCamera((16, 20), seed=1),\n"
+        "            [('bias', 0.0, None, 3)], style='maxim', seed=1)\n"
+        "before = {n for n in sys.modules if n.startswith(heavy)}\n"
+        f"assert cli.main(['-q', 'scan', {str(tmp_path / 'raw')!r}]) == 0\n"
+        f"assert cli.main(['-q', 'masters', {str(tmp_path / 'raw')!r}, '--out',\n"
+        f"                 {str(tmp_path / 'm')!r}]) == 0\n"
+        "pulled = sorted({n.split('.')[0] if not n.startswith('astropy') else n\n"
+        "                 for n in sys.modules if n.startswith(heavy)} - before)\n"
+        "assert not pulled, pulled\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -82,7 +82,6 @@ from ..errors import CcdcalError
 from ..describe import (aliases_text, format_number, frame_summary, group_summary,
                         parse_aliases_text, parse_group_keys, state_text, type_text)
 from ..group import DEFAULT_GROUP_KEYS, DEFAULT_TOLERANCES, group_frames
-from ..match import match_light
 from ..scan import scan_folder
 from .common import (CAL_SUFFIX, ChecklistStrip, FRAME_TYPES, FolderRow, MessageArea,
                      OwnHelp, STATE_COLORS, TaskPanel, action_button, button_row,
@@ -128,7 +127,6 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         self._quiet_show = False
         self._summary_lines = None
         self.aliases_path = None
-        self._check_gen = 0
         # problem lines already sent to the Errors tab (quiet rescans repeat them)
         self._reported = set()
 
@@ -609,27 +607,8 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         if not frames:
             self.checklist.set_match(None, "select a light")
             return
-        light, folder = frames[-1], self.session.masters_folder
-        self._check_gen += 1
-        gen = self._check_gen
-
-        def work():
-            try:
-                masters = self.session.masters_in(folder)
-                match = match_light(light, masters) if masters else None
-            except CcdcalError:
-                match = None
-            self.fv.gui_do(self._show_checklist, gen, light, match, folder)
-
-        self.fv.nongui_do(work)
-
-    def _show_checklist(self, gen, light, match, folder):
-        if gen != self._check_gen or not self.gui_up:
-            return
-        if match is None:
-            self.checklist.set_match(None, f"no masters in {folder}")
-        else:
-            self.checklist.set_match(match, f"for {light.name}")
+        self.checklist.check(self.fv, self.session, frames[-1],
+                             self.session.masters_folder, lambda: self.gui_up)
 
     # -- the user's header spellings ---------------------------------------------
     def load_aliases(self, quiet=False):

@@ -60,7 +60,6 @@ from ginga.gw import Widgets
 
 from ..describe import watch_banner, watch_result_lines, watch_state
 from ..errors import CcdcalError
-from ..match import match_light
 from ..watch import FolderWatcher
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
                      button_row, clear_banner, default_output_folder, finish_panel,
@@ -96,7 +95,6 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         self.watch_result = None
         self._watch_gen = 0
         self._watch_masters = None
-        self._check_gen = 0
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -233,26 +231,7 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         if light is None:
             self.checklist.set_match(None, "no light yet")
             return
-        self._check_gen += 1
-        gen = self._check_gen
-
-        def work():
-            try:
-                masters = self.session.masters_in(folder)
-                match = match_light(light, masters) if masters else None
-            except CcdcalError:
-                match = None
-            self.fv.gui_do(self._show_checklist, gen, light, match, folder)
-
-        self.fv.nongui_do(work)
-
-    def _show_checklist(self, gen, light, match, folder):
-        if gen != self._check_gen or not self.gui_up:
-            return
-        if match is None:
-            self.checklist.set_match(None, f"no masters in {folder}")
-        else:
-            self.checklist.set_match(match, f"for {light.name}")
+        self.checklist.check(self.fv, self.session, light, folder, lambda: self.gui_up)
 
     # -- watching ----------------------------------------------------------------
     def watch_cb(self, w, state):

@@ -40,6 +40,7 @@ from ..classify import FRAME_TYPES
 from ..describe import CROSS, TICK, checklist_items
 from ..errors import Cancelled, CcdcalError
 from ..masters import load_masters
+from ..match import match_light
 from ..progress import CancelToken
 
 __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
@@ -753,6 +754,7 @@ class ChecklistStrip:
         self.subject = wrapping_label()
         self.widget.add_widget(self.subject, stretch=1)
         self.items = []
+        self._asked = 0  # the latest `check`; older answers are dropped
 
     def get_widget(self):
         return self.widget
@@ -772,6 +774,35 @@ class ChecklistStrip:
             label.set_color(fg="darkgreen" if ok else "red")
             label.set_tooltip(why)
         self.subject.set_text(subject)
+
+    def check(self, fv, session, light, folder, alive):
+        """Match ``light`` to the masters in ``folder`` off the GUI thread, then show it.
+
+        Reading the masters' headers can take a while on a large folder, so
+        it never runs on the GUI thread.  The latest call wins: an answer
+        that arrives after another check was asked for, or once ``alive()``
+        is false (the panel closed), is dropped.
+        """
+        self._asked += 1
+        asked = self._asked
+
+        def work():
+            try:
+                masters = session.masters_in(folder)
+                match = match_light(light, masters) if masters else None
+            except CcdcalError:
+                match = None
+            fv.gui_do(show, match)
+
+        def show(match):
+            if asked != self._asked or not alive():
+                return
+            if match is None:
+                self.set_match(None, f"no masters in {folder}")
+            else:
+                self.set_match(match, f"for {light.name}")
+
+        fv.nongui_do(work)
 
     def text(self):
         """What the strip says, as one line (tests, logs)."""
