@@ -130,8 +130,25 @@ class MasterOptions:
 FLAT_NORMS = ("mean", "median")
 
 
+class MergingReport:
+    """A dataclass report of list and dict fields that add up.
+
+    Reports of work done apart (the bias, darks and flats tasks of a
+    cluster run; lights calibrated one by one) become one with `extend`.
+    """
+
+    def extend(self, other):
+        """Add ``other``'s entries after ours, field by field."""
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, dict):
+                mine.update(getattr(other, item.name))
+            else:
+                mine.extend(getattr(other, item.name))
+
+
 @dataclass
-class MasterReport:
+class MasterReport(MergingReport):
     """What `build_masters` made, reused, and could not do.
 
     ``notes`` maps a master's path to lines saying what went into it (see
@@ -151,15 +168,6 @@ class MasterReport:
         what each flat had subtracted.  Empty for a master that was kept."""
         return list(self.notes.get(os.path.abspath(master.path), []))
 
-    def extend(self, other):
-        """Add ``other``'s entries after ours (reports of steps run apart,
-        e.g. the bias, darks and flats tasks of a cluster run)."""
-        for item in fields(self):
-            mine = getattr(self, item.name)
-            if isinstance(mine, dict):
-                mine.update(getattr(other, item.name))
-            else:
-                mine.extend(getattr(other, item.name))
 
 
 def master_from_file(path):

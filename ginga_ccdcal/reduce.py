@@ -8,11 +8,11 @@ where it left off.
 """
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
-from .masters import MasterOptions, build_masters, load_masters
+from .masters import MasterOptions, MergingReport, build_masters, load_masters
 from .match import match_light
 from .products import Verdict, check_light_product, check_masters
 from .progress import check, report
@@ -26,7 +26,7 @@ __all__ = ["CalibrationReport", "NightPlan", "NightReport", "available_masters",
 
 
 @dataclass
-class CalibrationReport:
+class CalibrationReport(MergingReport):
     """What happened to each light.
 
     Attributes
@@ -77,14 +77,6 @@ class CalibrationReport:
             parts.append(f"{len(self.problems)} skipped")
         return ", ".join(parts)
 
-    def extend(self, other):
-        """Add ``other``'s entries after ours (reports of lights done one by one)."""
-        for item in fields(self):
-            mine = getattr(self, item.name)
-            if isinstance(mine, dict):
-                mine.update(getattr(other, item.name))
-            else:
-                mine.extend(getattr(other, item.name))
 
 
 def calibration_frames_text(folder, counts):

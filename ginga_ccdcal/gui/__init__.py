@@ -50,28 +50,26 @@ CATEGORY = "CCD Calibration"
 _PFX = __name__
 
 
+def _global_spec(klass, title):
+    """A global plugin of ours: in the right-hand panel, under `CATEGORY`."""
+    return Bunch(module=klass, klass=klass, pfx=_PFX, ptype="global",
+                 workspace="right", start=False, category=CATEGORY,
+                 menu=f"{title} [G]", tab=title, enabled=True)
+
+
 def browser_spec():
     """Plugin spec of the CCD Browser (global, right-hand panel)."""
-    return Bunch(module="CCDBrowser", klass="CCDBrowser", pfx=_PFX,
-                 ptype="global", workspace="right", start=False,
-                 category=CATEGORY, menu="CCD Browser [G]", tab="CCD Browser",
-                 enabled=True)
+    return _global_spec("CCDBrowser", "CCD Browser")
 
 
 def watch_spec():
     """Plugin spec of CCD Watch (global, right-hand panel)."""
-    return Bunch(module="CCDWatch", klass="CCDWatch", pfx=_PFX,
-                 ptype="global", workspace="right", start=False,
-                 category=CATEGORY, menu="CCD Watch [G]", tab="CCD Watch",
-                 enabled=True)
+    return _global_spec("CCDWatch", "CCD Watch")
 
 
 def masters_spec():
     """Plugin spec of the CCD master builder (global, right-hand panel)."""
-    return Bunch(module="CCDMasters", klass="CCDMasters", pfx=_PFX,
-                 ptype="global", workspace="right", start=False,
-                 category=CATEGORY, menu="CCD Masters [G]", tab="CCD Masters",
-                 enabled=True)
+    return _global_spec("CCDMasters", "CCD Masters")
 
 
 def calibrate_spec():
@@ -83,7 +81,4 @@ def calibrate_spec():
 
 def inspect_spec():
     """Plugin spec of the CCD characterisation (global, right-hand panel)."""
-    return Bunch(module="CCDInspect", klass="CCDInspect", pfx=_PFX,
-                 ptype="global", workspace="right", start=False,
-                 category=CATEGORY, menu="CCD Inspect [G]", tab="CCD Inspect",
-                 enabled=True)
+    return _global_spec("CCDInspect", "CCD Inspect")
