@@ -11,9 +11,11 @@ it follows each), calibrate one, a new light arriving while watching.
 
 Prints the largest stall of each phase.  The first phase is Ginga alone
 showing one of the frames (no CCD plugin involved): the floor of every
-phase that displays a full-size image, since Ginga draws, computes cut
-levels and makes thumbnails on the GUI thread.  Nothing is asserted: the
-numbers are for the GUI issue.
+phase that displays a full-size image in a channel of Ginga's own, since
+Ginga draws, computes cut levels and makes thumbnails on the GUI thread
+(the plugins' own channels get cut levels worked out off the GUI thread
+and no thumbnails).  Nothing is asserted: the numbers are for the GUI
+issue; the machine's load average is printed with them.
 """
 
 import argparse
@@ -24,6 +26,8 @@ import tempfile
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# measure the checkout this script is in, not whichever copy is installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TICK_MS = 5
 
@@ -77,7 +81,14 @@ def main(argv=None):
         paths = make_night(raw, args.lights + 1)
         os.makedirs(later, exist_ok=True)
         shutil.move(paths[-1], os.path.join(later, os.path.basename(paths[-1])))
+    # A reused folder starts as a new one would: no products, and the light
+    # a previous run's watch phase copied in is gone again.
+    shutil.rmtree(out, ignore_errors=True)
+    for name in os.listdir(later):
+        if os.path.exists(os.path.join(raw, name)):
+            os.remove(os.path.join(raw, name))
 
+    load_before = os.getloadavg()[0]      # other users of the machine
     from ginga_ccdcal.gui.common import get_session
     from ginga_ccdcal.gui.viewer import create_viewer
     viewer = create_viewer(geometry="1280x800")
@@ -134,7 +145,8 @@ def main(argv=None):
     finally:
         meter.timer.stop()
         viewer.close()
-    print(f"largest event-loop stall per phase ({len(lights)} lights of 3085x2048):")
+    print(f"largest event-loop stall per phase ({len(lights)} lights of 3085x2048; "
+          f"load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}):")
     for phase, gap in meter.worst.items():
         print(f"  {phase:40s} {gap:7.0f} ms")
     print(f"  {'largest':40s} {max(meter.worst.values()):7.0f} ms")

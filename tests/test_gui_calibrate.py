@@ -13,7 +13,7 @@ from ginga_ccdcal.calibrate import CalibrationOptions, calibrate_frame
 from ginga_ccdcal.masters import load_masters
 from ginga_ccdcal.match import match_light
 from ginga_ccdcal.scan import frame_from_file
-from ginga_ccdcal.gui.CCDCalibrate import BLINK_INTERVAL
+from ginga_ccdcal.gui.CCDCalibrate import BLINK_INTERVAL, N_STEP_PANELS
 from ginga_ccdcal.steps import (as_read_step, blink_pair, calibration_steps, common_cuts,
                                 row_profile, step_cuts)
 
@@ -160,6 +160,9 @@ def test_one_click_calibration_of_the_sample_night(gui, sample_night_dir, tmp_pa
         "overscan subtraction")
     # a step sent to a channel, for Ginga's own tools
     gui.click(panels[0].to_channel)
+    # made off the GUI thread, shown in a later turn of the event loop
+    gui.wait_for(lambda: (gui.channel_image("Steps") or {}).get("name", "").endswith(
+        " as read"), "the step in the Steps channel")
     image = gui.channel_image("Steps")
     assert np.array_equal(image.get_data(), as_read)
     assert image.get("name").endswith(" as read")
@@ -402,3 +405,26 @@ def test_calibrate_remembers_its_frame_while_the_user_clicks_another(
                  "the plugin to follow the third light")
     assert not any(name in line for line in plugin.messages.lines)
     assert not gui.new_errors(), "\n".join(gui.new_errors())
+
+
+def test_steps_panels_are_made_after_the_plugin_opens(gui):
+    """Each Steps panel holds two Ginga viewers (some 50 ms to make): opening
+    CCD Calibrate makes none of them; they follow one per turn of the event
+    loop, and a plugin closed meanwhile stops making them."""
+    channel = gui.fv.get_channel("Image")
+    gui.fv.start_local_plugin("Image", "CCDCalibrate", None)
+    plugin = channel.opmon.get_plugin("CCDCalibrate")
+    assert len(plugin.step_panels) < N_STEP_PANELS
+    gui.wait_for(lambda: len(plugin.step_panels) == N_STEP_PANELS, "the Steps panels")
+    viewers = [panel.viewer for panel in plugin.step_panels]
+    # zoom and pan stay shared, panel to panel, as when all were made at once
+    viewers[0].zoom_to(2)
+    assert all(v.get_zoom() == pytest.approx(2) for v in viewers)
+    # closed before the panels are made: the ones still to come are not
+    plugin.close()
+    gui.pump()
+    gui.fv.start_local_plugin("Image", "CCDCalibrate", None)
+    made = len(plugin.step_panels)
+    plugin.close()
+    gui.pump(0.5)
+    assert len(plugin.step_panels) == made < N_STEP_PANELS

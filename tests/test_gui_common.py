@@ -10,9 +10,12 @@ from astropy.io import fits
 from ginga_ccdcal.errors import CcdcalError
 from ginga_ccdcal.gui.common import (FolderRow, MessageArea, Session,
                                          TaskPanel, add_close_help,
+                                         calibrated_image, collect_garbage,
                                          default_output_folder, float_spin,
                                          panel_box, plugin_button,
-                                         result_channel_name, show_calibrated)
+                                         prepare_result_channel,
+                                         result_channel_name, show_calibrated,
+                                         show_image)
 
 from gui_support import gui, gui_session  # noqa: F401 (pytest fixtures)
 
@@ -173,20 +176,118 @@ def test_show_calibrated_puts_the_frame_in_the_result_channel(gui, tmp_path):
     path = str(tmp_path / "light_007.fits")
     assert result_channel_name("Image") == "Image_cal"
     assert result_channel_name("Image_cal") == "Image_cal"
-    image = show_calibrated(gui.fv, ccd, path, result_channel_name("Image"))
+    image = calibrated_image(ccd, path)
+    assert show_calibrated(gui.fv, image, result_channel_name("Image")) is image
+    # shown in a later turn of the event loop (not in the caller's)
+    gui.wait_for(lambda: gui.channel_image("Image_cal") is image, "the calibrated frame")
     assert gui.fv.get_channel_info().name == "Image_cal"
     shown = gui.channel_image("Image_cal")
-    assert shown is image
     assert np.array_equal(shown.get_data(), data)
     assert (shown.get("name"), shown.get("path")) == ("light_007_cal", path)
     assert shown.get_header()["OBJECT"] == "M42"
     settings = gui.fv.get_channel("Image_cal").viewer.get_settings()
     assert settings.get("autocut_method") == "zscale"
     assert settings.get("autocuts") == "override"
-    show_calibrated(gui.fv, ccd, path, "Other_cal", autocut_method="minmax")
+    other = calibrated_image(ccd, path, autocut_method="minmax")
+    show_calibrated(gui.fv, other, "Other_cal", autocut_method="minmax")
+    gui.wait_for(lambda: gui.channel_image("Other_cal") is other, "the second frame")
     assert gui.fv.get_channel_info().name == "Other_cal"
     assert gui.fv.get_channel("Other_cal").viewer.get_settings().get(
         "autocut_method") == "minmax"
+    assert gui.fv.get_channel("Other_cal").viewer.get_cut_levels() == (0, 11)
+
+
+def _sky_frame(shape=(150, 200), seed=3):
+    """Sky noise, a gradient and a few bright stars: zscale differs from min/max."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:shape[0], :shape[1]]
+    data = 100.0 + 0.05 * x + rng.normal(0.0, 5.0, shape)
+    for row, col in rng.integers(10, min(shape) - 10, size=(8, 2)):
+        data[row - 1:row + 2, col - 1:col + 2] += 5000.0
+    return data.astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["zscale", "minmax", "histogram"])
+def test_cut_levels_worked_out_off_the_gui_thread_are_ginga_s_own(gui, tmp_path, method):
+    """The viewer shows a calibrated frame with the cut levels it would have
+    computed itself, and does not compute them (the GUI thread waits for
+    that on a full-size frame)."""
+    from astropy.nddata import CCDData
+    ccd = CCDData(_sky_frame(), unit="adu", header=fits.Header({"OBJECT": "M13"}))
+    path = str(tmp_path / "light_001.fits")
+    # what Ginga's viewer computes for this image, on its own
+    gui.fv.add_channel("Plain")
+    plain = gui.fv.get_channel("Plain").viewer
+    plain.set_autocut_params(method)
+    plain.enable_autocuts("override")
+    ginga_image = calibrated_image(ccd, path, autocut_method=method)
+    ginga_image.set(ccdcal_cuts=None)
+    plain.set_image(ginga_image)
+    ginga_cuts = plain.get_cut_levels()
+
+    image = calibrated_image(ccd, path, autocut_method=method)
+    method_used, low, high = image.get("ccdcal_cuts")
+    assert method_used == method
+    # exact, but for "histogram": Ginga's image proxy hands it float64
+    # pixels, the image float32 ones, so the bin edges (2048 bins between
+    # min and max) differ by a rounding -- a fraction of one bin
+    within = (ginga_cuts[1] - ginga_cuts[0]) / 2048 if method == "histogram" else 1e-6
+    assert (low, high) == pytest.approx(ginga_cuts, rel=1e-6, abs=within)
+    viewer = prepare_result_channel(gui.fv, "Image_cal", method).viewer
+    autocuts_seen = []
+    original = type(viewer.autocuts).calc_cut_levels
+    viewer.autocuts.calc_cut_levels = lambda img: autocuts_seen.append(img) or original(
+        viewer.autocuts, img)
+    try:
+        show_calibrated(gui.fv, image, "Image_cal", autocut_method=method)
+        gui.wait_for(lambda: gui.channel_image("Image_cal") is image, "the frame")
+        assert viewer.get_cut_levels() == pytest.approx((low, high))
+        assert autocuts_seen == [], "the viewer computed the cut levels again"
+    finally:
+        del viewer.autocuts.calc_cut_levels
+
+
+def test_cut_levels_made_for_another_method_are_not_used(gui, tmp_path):
+    """Levels worked out for one method never stand in for another: a channel
+    that is not ours (the user's "Image", its own cut settings) computes them
+    itself, as Ginga always does."""
+    from astropy.nddata import CCDData
+    image = calibrated_image(CCDData(_sky_frame(), unit="adu", header=fits.Header()),
+                             str(tmp_path / "a.fits"), autocut_method="minmax")
+    viewer = gui.fv.get_channel("Image").viewer
+    viewer.set_autocut_params("zscale")
+    show_image(gui.fv, image, "Image")
+    gui.wait_for(lambda: gui.channel_image("Image") is image, "the frame")
+    low, high = viewer.get_cut_levels()
+    assert (low, high) != pytest.approx(image.get("ccdcal_cuts")[1:])
+    assert (low, high) == pytest.approx(viewer.autocuts.calc_cut_levels(image))
+    assert not viewer.get_settings().get("profile_use_cuts")
+
+
+def test_result_channels_make_no_thumbnails(gui, tmp_path):
+    """Ginga's Thumbs plugin would make each shown frame's thumbnail on the
+    GUI thread; our channels ask it not to (``genthumb``), the user's keep them."""
+    from astropy.nddata import CCDData
+    image = calibrated_image(CCDData(_sky_frame(), unit="adu", header=fits.Header()),
+                             str(tmp_path / "a.fits"))
+    show_calibrated(gui.fv, image, "Image_cal")
+    gui.wait_for(lambda: gui.channel_image("Image_cal") is image, "the frame")
+    assert gui.fv.get_channel("Image_cal").settings.get("genthumb") is False
+    assert gui.fv.get_channel("Image").settings.get("genthumb", True) is True
+
+
+def test_collections_on_the_gui_thread_walk_only_new_objects(gui):
+    """A full collection on the GUI thread walks every tracked object (300 000
+    at start-up, 150-300 ms); what survives one is frozen, so the next walks
+    only what was made since."""
+    import gc
+    assert gc.get_freeze_count() > 50000      # frozen at start-up already
+    made = [[i] for i in range(5000)]           # new objects since
+    assert len(gc.get_objects()) >= 5000
+    collect_garbage()
+    assert len(gc.get_objects()) < 1000
+    assert gc.get_freeze_count() > 50000 + 5000
+    del made
 
 
 class FakePlugin:

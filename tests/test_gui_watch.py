@@ -367,7 +367,9 @@ def test_watch_banner_says_when_lights_are_not_fully_calibrated(gui, night, tmp_
                  "the banner of the partly calibrated light")
     banner = banner_text(gui.fv, "Image_cal")
     assert "partly calibrated: flat NOT applied" in banner
-    assert gui.channel_image("Image_cal").get("path") == os.path.join(out, name)
+    # the light itself follows in a later turn of the event loop
+    gui.wait_for(lambda: (gui.channel_image("Image_cal") or {}).get("path")
+                 == os.path.join(out, name), "the partly calibrated light")
     assert gui.session.frame_state(os.path.join(raw, name)) == (
         "partly calibrated", "no master flat")
     gui.wait_for(lambda: watch.checklist.text() == "bias \u2713  dark \u2713  flat \u2717",

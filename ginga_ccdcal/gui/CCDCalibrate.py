@@ -105,10 +105,11 @@ from ..scan import frame_from_file, is_product
 from ..steps import (as_read_step, blink_pair, calibration_steps, common_cuts, row_profile,
                      step_cuts)
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
-                     RunsTasks, TaskPanel, action_button, button_row, clear_banner,
-                     default_output_folder, finish_panel, get_session, panel_box,
-                     plugin_button, prepare_result_channel, report_problem,
-                     result_channel_name, show_banner, show_calibrated, wrapping_label)
+                     RunsTasks, TaskPanel, action_button, button_row, calibrated_image,
+                     clear_banner, default_output_folder, finish_panel, get_session,
+                     load_and_show, panel_box, plugin_button, prepare_result_channel,
+                     report_problem, result_channel_name, show_banner, show_calibrated,
+                     show_image, with_cut_levels, wrapping_label)
 
 __all__ = ["CCDCalibrate"]
 
@@ -255,6 +256,9 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self._lookup_gen = 0
         self._looking_up = False
         self._masters_folder = None
+        self.step_panels = []
+        self._panels_gen = 0
+        self._showing = 0       # results on their way to a channel
         self.gui_up = False
 
     # -- GUI -----------------------------------------------------------------
@@ -371,20 +375,42 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         # a Qt timer: its callback runs on the GUI thread, between events
         self.blink_timer = self.fv.make_timer()
         self.blink_timer.add_callback("expired", self._blink_cb)
-        grid = Widgets.GridBox(rows=3, columns=2)
-        grid.set_spacing(6)
-        self.step_panels = [_StepPanel(self.logger, self.step_to_channel)
-                            for _ in range(N_STEP_PANELS)]
-        for i, panel in enumerate(self.step_panels):
-            grid.add_widget(panel.widget, i // 2, i % 2, stretch=1)
-            panel.hide()
-        # Drag or zoom one panel and the others follow: the same pixels
-        # stay side by side.
-        first = self.step_panels[0].viewer.get_settings()
-        for panel in self.step_panels[1:]:
-            first.share_settings(panel.viewer.get_settings(), keylist=["scale", "pan"])
-        page.add_widget(grid, stretch=1)
+        self.w.steps_grid = Widgets.GridBox(rows=3, columns=2)
+        self.w.steps_grid.set_spacing(6)
+        page.add_widget(self.w.steps_grid, stretch=1)
+        # Each panel holds two Ginga viewers, some 50 ms to make: made all
+        # in build_gui they froze the window for a quarter of a second
+        # when the plugin opened.  They are made one per turn of the event
+        # loop instead, after the panel shows.
+        self.step_panels = []
+        self._panels_gen += 1
+        self.fv.gui_do(self._add_step_panel, self._panels_gen)
         return page
+
+    def _add_step_panel(self, gen):
+        """Make the next panel of the Steps page, then ask for the one after."""
+        if gen != self._panels_gen or len(self.step_panels) >= N_STEP_PANELS:
+            return      # the panel was closed (or rebuilt) meanwhile, or all are made
+        self._new_step_panel()
+        if len(self.step_panels) < N_STEP_PANELS:
+            self.fv.gui_do(self._add_step_panel, gen)
+
+    def _new_step_panel(self):
+        i = len(self.step_panels)
+        panel = _StepPanel(self.logger, self.step_to_channel)
+        self.w.steps_grid.add_widget(panel.widget, i // 2, i % 2, stretch=1)
+        panel.hide()
+        if self.step_panels:
+            # Drag or zoom one panel and the others follow: the same pixels
+            # stay side by side.
+            self.step_panels[0].viewer.get_settings().share_settings(
+                panel.viewer.get_settings(), keylist=["scale", "pan"])
+        self.step_panels.append(panel)
+
+    def _ensure_step_panels(self):
+        """Make the panels not made yet (steps arrived before all were)."""
+        while len(self.step_panels) < N_STEP_PANELS:
+            self._new_step_panel()
 
     def start(self):
         if not self._callbacks_on:
@@ -409,6 +435,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
             self.get_options()  # remembers them when they are valid
         except ValueError:
             pass
+        self._panels_gen += 1      # panels still to be made are not
         self.gui_up = False
 
     def close(self):
@@ -421,8 +448,15 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
     # -- state ---------------------------------------------------------------
     @property
     def busy(self):
-        """True while work runs, or the frame shown is still being looked up."""
-        return self._working() or self._looking_up
+        """True while work runs, the frame shown is still being looked up, or
+        a result is still on its way to its channel."""
+        return self._working() or self._looking_up or self._showing > 0
+
+    def _show_started(self):
+        self._showing += 1
+
+    def _shown(self):
+        self._showing -= 1
 
     def _working(self):
         return self.task is not None and self.task.busy
@@ -648,6 +682,9 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         overwrite = self.w.overwrite.get_state()
         self.messages.set_lines([f"Calibrating {frame.name} ..."])
 
+        method = self.settings.get("autocut_method", "zscale")
+        logger = self.logger
+
         def work(progress, cancel):
             progress(0, 1, frame.name)
             try:
@@ -655,9 +692,10 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
                                                 CalibrationOptions(**options),
                                                 raw_root=raw_root, overwrite=overwrite)
             except OutputExists as exc:
-                return exc.path, None
+                return exc.path, None, None
             progress(1, 1, frame.name)
-            return path, ccd
+            # the image to show is made here too, not on the GUI thread
+            return path, ccd, calibrated_image(ccd, path, method, logger)
 
         return self.task.run(work, label="Calibrating",
                              on_done=lambda result: self._calibrated(frame, match, result),
@@ -665,19 +703,20 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
                                  frame, match, message, cancelled))
 
     def _calibrated(self, frame, match, result):
-        path, ccd = result
+        path, ccd, image = result
         self.result_path = path
         self.result = ccd
         chname = self.cal_chname
         method = self.settings.get("autocut_method", "zscale")
         if ccd is None:
-            prepare_result_channel(self.fv, chname, method)
             clear_banner(self.fv, chname)
             self.messages.set_lines([f"{path} already exists: showing it. Tick "
                                      "'Replace existing' to calibrate again."])
-            self.fv.nongui_do(self.fv.load_file, path, chname=chname)
+            self._show_started()
+            load_and_show(self.fv, [path], chname, method, on_done=self._shown)
             return
-        show_calibrated(self.fv, ccd, path, chname, method)
+        self._show_started()
+        show_calibrated(self.fv, image, chname, method, then=self._shown)
         banner = match_banner(match)
         if banner:
             show_banner(self.fv, chname, f"{frame.name}: {banner}")
@@ -797,6 +836,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.steps = [view.step for view in views]
         self.steps_frame = frame
         same = self.w.same_cuts.get_state()
+        self._ensure_step_panels()
         for i, panel in enumerate(self.step_panels):
             if i < len(views):
                 panel.show(views[i], same)
@@ -819,10 +859,23 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         if step is None or self.steps_frame is None:
             return None
         name = f"{os.path.splitext(self.steps_frame.name)[0]} {step.title}"
-        image = AstroImage(logger=self.logger)
-        image.load_data(step.data)
-        image.set(name=name)
-        self.fv.add_image(name, image, chname=STEPS_CHANNEL)
+        prepare_result_channel(self.fv, STEPS_CHANNEL)
+        logger = self.logger
+        self._show_started()
+
+        def work():
+            # a full-size frame: its min/max and cut levels take a while
+            try:
+                image = AstroImage(logger=logger)
+                image.load_data(step.data)
+                image.set(name=name)
+                with_cut_levels(image, logger=logger)
+            except Exception:
+                self.fv.gui_do(self._shown)
+                raise
+            self.fv.gui_do(show_image, self.fv, image, STEPS_CHANNEL, then=self._shown)
+
+        self.fv.nongui_do(work)
         return name
 
     def _apply_cuts(self):

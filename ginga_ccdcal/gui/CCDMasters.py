@@ -54,8 +54,8 @@ from ..match import match_light
 from ..safe_write import ensure_folder
 from .common import (ChecklistStrip, FolderRow, MessageArea, OwnHelp, RunsTasks,
                      TaskPanel, action_button, button_row, finish_panel, float_spin,
-                     get_session, panel_box, plugin_button, report_problem,
-                     wrapping_label)
+                     get_session, load_and_show, panel_box, plugin_button,
+                     report_problem, wrapping_label)
 
 __all__ = ["CCDMasters"]
 
@@ -321,23 +321,14 @@ class CCDMasters(OwnHelp, RunsTasks, GingaPlugin.GlobalPlugin):
     def open_masters(self, paths):
         """Load master files in the masters channel with Ginga's loader.
 
-        All go into the channel (page through them with its arrows or the
-        Contents tab); only the last is displayed, so a build does not
-        flash through every master.
+        All go into the channel (page through them with its arrows, or
+        click them in the list); only the last is displayed, so a build
+        does not flash through every master.
         """
         if not paths:
             return
         self._loading += 1
-
-        def load():
-            try:
-                for i, path in enumerate(paths):
-                    self.fv.load_file(path, chname=self.chname,
-                                      display_image=(i == len(paths) - 1))
-            finally:
-                self.fv.gui_do(self._loaded)
-
-        self.fv.nongui_do(load)
+        load_and_show(self.fv, paths, self.chname, on_done=self._loaded)
 
     def _loaded(self):
         self._loading -= 1

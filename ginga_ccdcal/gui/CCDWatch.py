@@ -62,9 +62,9 @@ from ..describe import watch_banner, watch_result_lines, watch_state
 from ..errors import CcdcalError
 from ..watch import FolderWatcher
 from .common import (CAL_SUFFIX, ChecklistStrip, FolderRow, MessageArea, OwnHelp,
-                     button_row, clear_banner, default_output_folder, finish_panel,
-                     get_session, panel_box, report_problem, result_channel_name,
-                     show_banner, show_calibrated, wrapping_label)
+                     button_row, calibrated_image, clear_banner, default_output_folder,
+                     finish_panel, get_session, panel_box, report_problem,
+                     result_channel_name, show_banner, show_calibrated, wrapping_label)
 
 __all__ = ["CCDWatch"]
 
@@ -290,7 +290,8 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
                 watcher = FolderWatcher(
                     raw, out, masters_dir=masters_dir, poll=poll, poll_interval=interval,
                     rebuild_masters=live, existing=False, aliases=aliases,
-                    on_result=lambda r: self.fv.gui_do(self._watch_result_cb, gen, r),
+                    on_result=lambda r: self.fv.gui_do(self._watch_result_cb, gen, r,
+                                                       self._result_image(r)),
                     on_event=lambda t: self.fv.gui_do(self._watch_event_cb, gen, t))
                 watcher.start()
             except CcdcalError as exc:
@@ -419,8 +420,23 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         if gen == self._watch_gen:
             self.watch_log_line(text)
 
-    def _watch_result_cb(self, gen, result):
-        """A file was handled by the watcher (GUI thread)."""
+    def _result_image(self, result):
+        """The Ginga image of a calibrated light, made in the watcher's
+        thread (not on the GUI thread); None for other results."""
+        if result.status != "calibrated":
+            return None
+        try:
+            return calibrated_image(result.ccd, result.output,
+                                    self.settings.get("autocut_method", "zscale"),
+                                    self.logger)
+        except Exception as exc:  # a bug: never stop the watcher for a display
+            self.logger.error(f"CCDWatch: cannot make the image of {result.output}: "
+                              f"{exc}\n" + traceback.format_exc())
+            return None
+
+    def _watch_result_cb(self, gen, result, image=None):
+        """A file was handled by the watcher (GUI thread); ``image`` is the
+        calibrated light's (`_result_image`)."""
         if gen != self._watch_gen or not self.gui_up:
             return
         self.watch_result = result
@@ -431,7 +447,7 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
             self.session.set_frame_state(result.path, *state)
         if result.status == "problem":
             report_problem(self.fv, f"CCD Watch: {result.name}: {result.problem}")
-        self._show_result(result)
+        self._show_result(result, image)
         if result.status == "calibration" and result.stale:
             self.session.report_stale(result.stale)
         readable = result.status != "problem" or result.frame is not None
@@ -443,14 +459,21 @@ class CCDWatch(OwnHelp, GingaPlugin.GlobalPlugin):
         if result.frame is not None and result.frame.frametype == "light":
             self.update_checklist()
 
-    def _show_result(self, result):
-        """A calibrated light in ``<channel>_cal``; a banner when it is not
-        fully calibrated, or when it was not calibrated at all."""
+    def _show_result(self, result, image):
+        """A calibrated light (``image``) in ``<channel>_cal``; a banner when
+        it is not fully calibrated, or when it was not calibrated at all."""
         chname = self.watch_chname
         banner = watch_banner(result)
         if result.status == "calibrated":
-            show_calibrated(self.fv, result.ccd, result.output, chname,
-                            self.settings.get("autocut_method", "zscale"))
+            if image is None:       # not made in the watcher's thread
+                image = self._result_image(result)
+            if image is None:
+                report_problem(self.fv, f"CCD Watch: {result.name}: calibrated into "
+                               f"{result.output}, but it cannot be shown (details "
+                               "in Ginga's log)")
+            else:
+                show_calibrated(self.fv, image, chname,
+                                self.settings.get("autocut_method", "zscale"))
         if banner:
             text = f"{result.name}: {banner}"
             show_banner(self.fv, chname, text)

@@ -12,7 +12,12 @@
   `plugin_button`, `float_spin` -- the small widget patterns every plugin
   panel repeats.
 * `show_calibrated` -- a calibrated frame shown in its ``<channel>_cal``
-  channel with cut levels that show the sky (CCD Calibrate, CCD Watch).
+  channel with cut levels that show the sky (CCD Calibrate, CCD Watch);
+  `calibrated_image` makes its Ginga image off the GUI thread.
+* `with_cut_levels`, `show_image`, `load_and_show` -- an image's cut
+  levels worked out off the GUI thread, and images shown without one
+  long freeze.
+* `collect_garbage` -- garbage collected on the GUI thread, cheaply.
 * `show_banner`, `clear_banner` -- a warning written over a channel's
   image (a light calibrated with steps missing, a watch with no masters).
 * `ChecklistStrip` -- "bias ✓ dark ✓ flat ✗" for one set-up, the same in
@@ -33,6 +38,7 @@ import weakref
 
 from astropy.io import fits
 from ginga.AstroImage import AstroImage
+from ginga.AutoCuts import get_autocuts
 from ginga.gw import Widgets
 from ginga.misc.Callback import Callbacks
 
@@ -49,7 +55,8 @@ __all__ = ["Session", "get_session", "default_output_folder", "TaskPanel",
            "action_button", "plugin_button", "float_spin", "CAL_SUFFIX",
            "ChecklistStrip", "show_banner", "clear_banner", "banner_text",
            "report_problem", "STATE_COLORS", "result_channel_name",
-           "prepare_result_channel", "show_calibrated"]
+           "prepare_result_channel", "show_calibrated", "collect_garbage",
+           "calibrated_image", "with_cut_levels", "show_image", "load_and_show"]
 
 #: Suffix of the channel calibrated frames of a channel are shown in.
 CAL_SUFFIX = "_cal"
@@ -380,44 +387,224 @@ def prepare_result_channel(fv, chname, autocut_method="zscale"):
 
     A calibrated frame is mostly sky near zero with a few bright stars:
     min/max cuts would show black, "zscale" shows the background noise
-    and faint stars.
+    and faint stars.  The channel takes the cut levels an image brings
+    (Ginga's "remember cuts", ``profile_use_cuts``): those `with_cut_levels`
+    worked out off the GUI thread, so the viewer does not compute them
+    again while the window waits.
+
+    Ginga's Thumbs plugin makes no thumbnails of this channel's images
+    (``genthumb`` off, as Ginga advises for channels an automated process
+    fills): a thumbnail of a full-size frame is made on the GUI thread,
+    through Ginga's own cut levels, 50-150 ms each time an image is shown.
+    The channel's arrows and the plugins' own lists page through them.
     """
     channel = fv.get_channel_on_demand(chname)
-    channel.viewer.set_autocut_params(autocut_method)
+    settings = channel.viewer.get_settings()
+    if settings.get("autocut_method") != autocut_method or settings.get("autocut_params"):
+        channel.viewer.set_autocut_params(autocut_method)
     channel.viewer.enable_autocuts("override")
+    settings.set(profile_use_cuts=True)
+    channel.settings.set(genthumb=False)
     return channel
 
 
-def show_calibrated(fv, ccd, path, chname, autocut_method="zscale"):
-    """Show a calibrated frame in channel ``chname`` and make it current (GUI thread).
+def with_cut_levels(image, autocut_method="zscale", logger=None):
+    """Work out the cut levels of ``image`` the way a channel would, off the GUI thread.
 
-    The image is made from the frame in memory (no re-read of what was
-    just written) and named ``<raw name>_cal``; its ``path`` is the file
-    written, so Ginga can reload it if it drops it from memory.
+    Ginga's viewer computes the automatic cut levels of each image it is
+    given, on the GUI thread (tens of milliseconds on a full-size frame,
+    more through its image proxy).  The same Ginga algorithm
+    (`ginga.AutoCuts`, default parameters, as `prepare_result_channel`
+    sets them) run here on the image's pixels gives the same levels; they
+    ride along with the image and `show_image` hands them to the channel.
+
+    Parameters
+    ----------
+    image : ginga.AstroImage.AstroImage
+    autocut_method : str
+        A Ginga autocut method ("zscale", "minmax", ...).
+    logger : logging.Logger, optional
+
+    Returns
+    -------
+    ginga.AstroImage.AstroImage
+        ``image``, with ``ccdcal_cuts = (method, low, high)`` set.
+    """
+    autocuts = get_autocuts(autocut_method)(logger or image.logger)
+    low, high = autocuts.calc_cut_levels(image)
+    image.set(ccdcal_cuts=(autocut_method, float(low), float(high)))
+    return image
+
+
+def _hand_over_cut_levels(channel, image):
+    """Give the channel the cut levels `with_cut_levels` worked out, if it
+    would compute the same ones itself now.
+
+    Ginga's own rule (``ImageView.apply_profile_or_settings``): a new
+    image gets automatic cut levels unless ``autocuts`` is "off" (the
+    user set levels by hand in an "override" channel: they stay).  The
+    levels are used only when the channel still computes them with the
+    method they were made with, default parameters; otherwise the viewer
+    computes them as it always does.
+    """
+    cuts = image.get("ccdcal_cuts", None)
+    if cuts is None:
+        return
+    method, low, high = cuts
+    settings = channel.viewer.get_settings()
+    if (settings.get("autocuts") != "off" and settings.get("profile_use_cuts")
+            and settings.get("autocut_method") == method
+            and not settings.get("autocut_params")):
+        channel.get_image_profile(image).set(cuts=(low, high))
+
+
+def load_and_show(fv, paths, chname, autocut_method="zscale", on_done=None):
+    """Load FITS files into channel ``chname`` off the GUI thread; show the last.
+
+    Ginga's loader (``load_file``) reads each file in a worker thread and
+    adds it to the channel (so Ginga can page through them and reload
+    them); their cut levels are worked out there too (`with_cut_levels`).
+    The last one readable is then shown (`show_image`).  Call on the GUI
+    thread; ``on_done()`` runs on it when all is done.
+    """
+    prepare_result_channel(fv, chname, autocut_method)
+
+    def loader(path, **kwargs):
+        return with_cut_levels(fv.load_image(path, **kwargs), autocut_method, fv.logger)
+
+    def work():
+        last = None
+        try:
+            for path in paths:
+                # None when unreadable: Ginga said why in its Errors tab
+                last = fv.load_file(path, chname=chname, display_image=False,
+                                    image_loader=loader) or last
+        finally:
+            fv.gui_do(done, last)
+
+    def done(image):
+        if image is not None:
+            show_image(fv, image, chname, added=True, then=on_done)
+        elif on_done is not None:
+            on_done()
+
+    fv.nongui_do(work)
+
+
+def show_image(fv, image, chname, raise_channel=True, added=False, then=None):
+    """Show ``image`` in channel ``chname`` without one long freeze (GUI thread).
+
+    Ginga, adding an image to a channel that is not the current one,
+    makes it current *and* runs every queued GUI job inside that same
+    call: the viewer's draw, the thumbnail, the Info panel of a new
+    channel, one after the other while the window waits.  So the channel
+    is made current first, and the image follows in a later turn of the
+    event loop; each of Ginga's jobs then runs in its own turn.  Cut
+    levels `with_cut_levels` worked out come along (`_hand_over_cut_levels`).
 
     Parameters
     ----------
     fv : ginga.rv.Control.GingaShell
+    image : ginga.AstroImage.AstroImage
+    chname : str
+    raise_channel : bool
+        Make ``chname`` the current channel.
+    added : bool
+        ``image`` is in the channel already: switch to it.
+    then : callable, optional
+        Called (no arguments, GUI thread) once the image is shown.
+    """
+    channel = fv.get_channel_on_demand(chname)
+
+    def raise_channel_then_show():
+        if raise_channel:
+            fv.change_channel(chname)
+        # queued only now, so not run inside change_channel's own round
+        _hand_over_cut_levels(channel, image)
+        if added:       # already in the channel (``load_file(display_image=False)``)
+            fv.gui_do(channel.switch_image, image)
+        else:
+            fv.gui_do(fv.add_image, image.get("name"), image, chname=chname)
+        if then is not None:
+            fv.gui_do(then)
+
+    # not inside the caller's turn either: its own work comes first
+    fv.gui_do(raise_channel_then_show)
+
+
+def calibrated_image(ccd, path, autocut_method="zscale", logger=None):
+    """The Ginga image of a calibrated frame, made off the GUI thread.
+
+    Made from the frame in memory (no re-read of what was just written)
+    and named ``<raw name>_cal``; its ``path`` is the file written, so
+    Ginga can reload it if it drops it from memory.  Its cut levels come
+    with it (`with_cut_levels`).
+
+    Parameters
+    ----------
     ccd : astropy.nddata.CCDData
         Data and header (its provenance) of the calibrated frame.
     path : str
         The file it was written to.
+    autocut_method : str
+        Cut levels of the channel it goes to (`prepare_result_channel`).
+    logger : logging.Logger, optional
+
+    Returns
+    -------
+    ginga.AstroImage.AstroImage
+    """
+    image = AstroImage(logger=logger)
+    image.load_hdu(fits.PrimaryHDU(data=ccd.data, header=ccd.header))
+    name = os.path.splitext(os.path.basename(path))[0] + "_cal"
+    image.set(name=name, path=path)
+    return with_cut_levels(image, autocut_method, logger)
+
+
+def show_calibrated(fv, image, chname, autocut_method="zscale", then=None):
+    """Show a calibrated frame (`calibrated_image`) in ``chname`` and make it current.
+
+    GUI thread; the image appears in the next turn of the event loop
+    (`show_image`).
+
+    Parameters
+    ----------
+    fv : ginga.rv.Control.GingaShell
+    image : ginga.AstroImage.AstroImage
+        Made by `calibrated_image` in a worker thread.
     chname : str
     autocut_method : str
         Cut levels of the channel (`prepare_result_channel`).
+    then : callable, optional
+        Called (no arguments, GUI thread) once the image is shown.
 
     Returns
     -------
     ginga.AstroImage.AstroImage
     """
     prepare_result_channel(fv, chname, autocut_method)
-    image = AstroImage(logger=fv.logger)
-    image.load_hdu(fits.PrimaryHDU(data=ccd.data, header=ccd.header))
-    name = os.path.splitext(os.path.basename(path))[0] + "_cal"
-    image.set(name=name, path=path)
-    fv.add_image(name, image, chname=chname)
-    fv.change_channel(chname)
+    show_image(fv, image, chname, then=then)
     return image
+
+
+def collect_garbage():
+    """Collect garbage now (on the GUI thread), walking only what is new.
+
+    A full collection walks every object Python tracks: with Ginga,
+    astropy and Qt loaded that is 300 000 objects at start-up and over a
+    million after a while, 150 ms to a second during which the viewer
+    cannot draw or answer a click.  Nearly all of them live as long as
+    the viewer (modules, classes, windows, the scan), so what survives a
+    collection is frozen (`gc.freeze`): the next collection walks only
+    the objects made since.  Reference counting still frees frozen
+    objects as usual (images a channel drops, a scan replaced); only a
+    reference cycle among objects that survived an earlier collection is
+    never reclaimed -- and so never freed off the GUI thread either.
+    The viewer calls this right after start-up
+    (`ginga_ccdcal.gui.viewer`), every `TaskPanel` before its work.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class RunsTasks:
@@ -505,7 +692,7 @@ class TaskPanel:
         # thread: work that allocates a lot (matplotlib) would otherwise
         # trigger the collection in the worker thread, and Qt objects
         # destroyed off the GUI thread crash the viewer.
-        gc.collect()
+        collect_garbage()
         token = self._token = CancelToken()
         self.bar.set_value(0.0)
         self.status.set_text(f"{label}...")

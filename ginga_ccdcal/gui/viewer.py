@@ -343,7 +343,15 @@ def create_viewer(*, basedir=None, channels=("Image",), geometry=None,
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="ginga.ImageView")
     _current = RunningViewer(rv, rv.ginga_shell, collector, tmp_basedir)
     _current.pump(0.1)
+    _settle_startup()
     return _current
+
+
+def _settle_startup():
+    """Freeze the start-up objects now, so no later collection on the GUI
+    thread walks them (`ginga_ccdcal.gui.common.collect_garbage`)."""
+    from .common import collect_garbage
+    collect_garbage()
 
 
 def _browser_idle(viewer):
@@ -410,6 +418,7 @@ def start_viewer(folder=None, *, screenshot=None, basedir=None,
 def _run_interactive(folder, basedir, geometry, loglevel):
     """Ginga's own start-up and event loop, the browser opened on ``folder``."""
     def on_start(fv):
+        _settle_startup()
         if folder is not None:
             fv.start_global_plugin("CCDBrowser", raise_tab=True)
             fv.gpmon.get_plugin("CCDBrowser").set_folder(os.fspath(folder))
