@@ -7,7 +7,8 @@ second; `tests/test_calibrate.py` checks it against ccdproc itself.
 """
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 import numpy as np
@@ -20,7 +21,7 @@ from .fitsfile import pixel_type, read_image
 from .classify import header_number
 from .dark_scale import DarkScaleError, fit_dark_scale
 from .masters import master_data
-from .products import raw_identity, record_raw
+from .products import CHANGED_WHILE_READ, raw_identity, raw_touched, record_raw
 from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
@@ -459,10 +460,15 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    # Taken before the read, so a raw file changed meanwhile is redone later.
-    identity = raw_identity(frame.path)
-    ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
-    record_raw(ccd.header, identity)
+    # The raw file's checksum is computed while the frame is calibrated:
+    # both read the same cached bytes, on two cores (hashing and numpy
+    # let go of the interpreter lock).
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pending = executor.submit(raw_identity, frame.path)
+        ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
+        identity = pending.result()
+    record_raw(ccd.header, identity if not raw_touched(identity, frame.path)
+               else replace(identity, checksum=CHANGED_WHILE_READ))
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.
