@@ -82,8 +82,10 @@ def run_ours(light_path, masters, out_dir):
 
 
 def run_floor(light_path, _masters, out_dir):
-    """The least any calibration does: read the raw, write float32 pixels."""
-    data = read_image(light_path)[0].astype(np.float32)
+    """The least any calibration does: read the raw as float32 (the fastest
+    way this package has: straight from the file into reused memory) and
+    write float32 pixels."""
+    data = read_image(light_path, dtype=np.float32, reuse=True)[0]
     write_fits(os.path.join(out_dir, "floor.fits"), data, overwrite=True)
     return data
 

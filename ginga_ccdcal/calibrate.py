@@ -7,7 +7,8 @@ second; `tests/test_calibrate.py` checks it against ccdproc itself.
 """
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 import numpy as np
@@ -16,11 +17,11 @@ from astropy.io import fits
 
 from . import provenance
 from .errors import CalibrationError, NotCalibrated
-from .fitsfile import read_image
+from .fitsfile import pixel_type, read_image
 from .classify import header_number
 from .dark_scale import DarkScaleError, fit_dark_scale
 from .masters import master_data
-from .products import raw_identity, record_raw
+from .products import CHANGED_WHILE_READ, raw_identity, raw_touched, record_raw
 from .quality import pixel_warnings
 from .regions import apply_regions, find_regions
 from .safe_write import write_fits
@@ -114,11 +115,11 @@ def calibrate_frame(frame, match, options=None, *, notes=None, on_step=None,
         See `calibrate_ccd`; `FrameError` when the raw file cannot be read.
     """
     _refuse_uncalibrated(match, options, frame.path)  # before reading pixels
-    raw, header, _ = read_image(frame.path)
-    from astropy.nddata import CCDData
-    ccd = CCDData(raw, unit=u.adu, header=header, copy=False)
-    result = calibrate_ccd(ccd, match, options, name=frame.path, notes=notes,
-                           on_step=on_step, raw_root=raw_root)
+    # Read straight into float32 (from reused memory: one light after
+    # another); saturation is still judged on the file's own pixel type.
+    data, header, _ = read_image(frame.path, dtype=np.float32, reuse=True)
+    result = _calibrate(data, pixel_type(header), header, match, options,
+                        name=frame.path, notes=notes, on_step=on_step, raw_root=raw_root)
     if frame.frametype not in ("light", "unknown"):
         # Asked for by name (a folder's calibration frames are left alone).
         provenance.add_history(result.header, f"note: the header says {frame.frametype}; "
@@ -204,6 +205,15 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     >>> from ginga_ccdcal.masters import load_master    # doctest: +SKIP
     >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
+    raw = np.asarray(ccd.data)
+    return _calibrate(raw.astype(np.float32), raw.dtype, fits.Header(ccd.header), match,
+                      options, name=name, notes=notes, on_step=on_step, raw_root=raw_root)
+
+
+def _calibrate(data, raw_type, header, match, options, *, name, notes, on_step, raw_root):
+    """`calibrate_ccd` on ``data``, the raw pixels as float32 that it may
+    change in place; ``raw_type`` is the pixels' type as the camera wrote
+    them (for saturation and undefined pixels); ``header`` is a copy."""
     # Imported here: astropy.nddata brings astropy.wcs, coordinates and
     # scipy.sparse (about half a second), which commands that calibrate
     # nothing (masters, scan) need not pay for.
@@ -212,9 +222,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     gain, dark_scale = options.gain, options.dark_scale
     readnoise, cosmics = options.readnoise, options.cosmics
     _refuse_uncalibrated(match, options, name)
-    raw, header = np.asarray(ccd.data), fits.Header(ccd.header)
-    warnings = pixel_warnings(raw, header)
-    data = raw.astype(np.float32)
+    warnings = pixel_warnings(data, header, raw_type)
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
     steps = []
@@ -326,7 +334,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     provenance.add_history(header, f"raw frame {provenance.relative_name(name, raw_root)}")
     # Integer raw pixels and finite masters give finite results: only a
     # float raw frame can bring undefined pixels (found by pixel_warnings).
-    mask = ~np.isfinite(data) if raw.dtype.kind == "f" else None
+    mask = ~np.isfinite(data) if raw_type.kind == "f" else None
     if flat_low is not None:
         mask = flat_low.copy() if mask is None else mask | flat_low
     return CCDData(data, unit=unit, header=header, uncertainty=uncertainty,
@@ -452,10 +460,15 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
         See `calibrate_frame` and `ginga_ccdcal.safe_write.write_fits`.
     """
     path = output_path(frame, out_dir, raw_root)
-    # Taken before the read, so a raw file changed meanwhile is redone later.
-    identity = raw_identity(frame.path)
-    ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
-    record_raw(ccd.header, identity)
+    # The raw file's checksum is computed while the frame is calibrated:
+    # both read the same cached bytes, on two cores (hashing and numpy
+    # let go of the interpreter lock).
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        pending = executor.submit(raw_identity, frame.path)
+        ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
+        identity = pending.result()
+    record_raw(ccd.header, identity if not raw_touched(identity, frame.path)
+               else replace(identity, checksum=CHANGED_WHILE_READ))
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

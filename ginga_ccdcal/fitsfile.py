@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
+from . import buffers
 from .errors import FrameError
 
 __all__ = ["FITS_SUFFIXES", "is_fits_name", "HeaderInfo", "LazyHeader",
-           "read_header", "read_image", "is_complete", "printable",
+           "read_header", "read_image", "pixel_type", "is_complete", "printable",
            "sanitise_header", "SANITISED_KEYWORD", "MAX_AXES"]
 
 #: File names the scanner treats as FITS frames (case-insensitive).
@@ -52,6 +53,9 @@ class HeaderInfo:
     header: object
     hdu: int
     shape: tuple
+    #: Where the pixels start in the file, for a plain (not compressed)
+    #: file whose image is the primary HDU; None otherwise.
+    data_offset: int = None
 
 
 _STRING = re.compile(r"'((?:[^']|'')*)'")
@@ -306,7 +310,8 @@ def _read_primary_header_fast(path, size):
         raise FrameError(path, f"truncated FITS ({size} of {expected} bytes"
                          + (" once decompressed" if gzipped else "")
                          + "); is the file still being written?")
-    return HeaderInfo(header, 0, _check_image_shape(path, shape))
+    return HeaderInfo(header, 0, _check_image_shape(path, shape),
+                      None if gzipped else len(raw))
 
 
 def _gzip_size(path, expected):
@@ -432,7 +437,7 @@ def is_complete(path):
     return True
 
 
-def read_image(path, dtype=None):
+def read_image(path, dtype=None, *, reuse=False):
     """Read a frame's 2-D image and header.
 
     Parameters
@@ -441,6 +446,10 @@ def read_image(path, dtype=None):
     dtype : numpy dtype, optional
         Convert the pixels to this type (e.g. ``np.float32``); by default
         they come back as astropy scales them (uint16 for BZERO=32768).
+    reuse : bool
+        Take the float32 array from the shared `ginga_ccdcal.buffers`
+        pool instead of fresh memory (for a caller that calibrates one
+        frame after another).
 
     Returns
     -------
@@ -455,6 +464,13 @@ def read_image(path, dtype=None):
     """
     path = os.fspath(path)
     info = read_header(path)  # cheap, and catches truncation before numpy does
+    # The header read_header gave: the same cards as astropy's, but
+    # sanitised, and with bytes outside ASCII escaped, not made '?'.
+    header = info.header.copy()
+    if dtype is not None and np.dtype(dtype) == np.float32:
+        data = _read_plain_float32(path, info, reuse)
+        if data is not None:
+            return data, header, info.hdu
     with _open(path, memmap=False) as hdul:
         hdu = hdul[info.hdu]
         try:
@@ -473,9 +489,69 @@ def read_image(path, dtype=None):
             raise FrameError(path, f"not a 2-D image (data shape {data.shape})")
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        # The header read_header gave: the same cards as astropy's, but
-        # sanitised, and with bytes outside ASCII escaped, not made '?'.
-        return data, info.header.copy(), info.hdu
+        return data, header, info.hdu
+
+
+#: File pixel types whose every value float32 holds exactly (with an
+#: integer BZERO): read straight into float32 by `_read_plain_float32`.
+_EXACT_IN_FLOAT32 = {8: np.dtype("u1"), 16: np.dtype(">i2"), -32: np.dtype(">f4")}
+
+
+def _read_plain_float32(path, info, reuse):
+    """The image of a plain file as float32, in one pass from its bytes.
+
+    astropy reads the file into one array and scales it into another
+    (int16 to uint16 for BZERO = 32768) before the caller converts it
+    to float32: three fresh arrays where one does.  None when the file
+    is not that simple (compressed, image in an extension, BLANK, a
+    non-integer BSCALE or BZERO, 32- or 64-bit pixels): astropy then
+    reads it, with the same values.
+    """
+    header = info.header
+    stored = _EXACT_IN_FLOAT32.get(header.get("BITPIX"))
+    bscale, bzero = header.get("BSCALE", 1), header.get("BZERO", 0)
+    if (info.data_offset is None or stored is None or "BLANK" in header
+            or bscale != 1 or not isinstance(bzero, (int, float))
+            or bzero != int(bzero) or abs(bzero) > 2**23):
+        return None
+    raw = buffers.take(info.shape, stored)
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            stream.seek(info.data_offset)
+            view, got = memoryview(raw.reshape(-1).view(np.uint8)), 0
+            while got < raw.nbytes:
+                n = stream.readinto(view[got:])
+                if not n:
+                    raise FrameError(path, "truncated FITS (data ends early); "
+                                     "is the file still being written?")
+                got += n
+            del view
+    except OSError as exc:
+        raise FrameError(path, f"cannot read ({exc.strerror or exc})") from None
+    data = buffers.take(info.shape, np.float32) if reuse \
+        else np.empty(info.shape, np.float32)
+    # int16 + 32768 is exact in float32, as are 8-bit and float pixels.
+    np.add(raw, np.float32(bzero), out=data, dtype=np.float32, casting="unsafe")
+    return data
+
+
+def pixel_type(header):
+    """The numpy type of a frame's pixels as its header declares them.
+
+    What astropy gives for them: uint16 for BITPIX = 16 with BZERO = 32768,
+    float32 once BSCALE is not 1, and so on.  A frame read straight into
+    float32 still saturates at its file type's largest value.
+    """
+    bitpix = header.get("BITPIX", 16)
+    bscale, bzero = header.get("BSCALE", 1), header.get("BZERO", 0)
+    if bitpix < 0:
+        return np.dtype(f"f{-bitpix // 8}")
+    if (bscale != 1 or "BLANK" in header or bzero not in (0, 2 ** (bitpix - 1))
+            or (bitpix == 8 and bzero)):  # scaled, or BLANK made NaN
+        return np.dtype("f4" if bitpix <= 16 else "f8")
+    if bitpix == 8:
+        return np.dtype("u1")
+    return np.dtype(("u" if bzero else "i") + str(bitpix // 8))
 
 
 # -- header text that astropy cannot write -------------------------------------

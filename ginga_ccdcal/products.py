@@ -32,7 +32,8 @@ from .match import TEMP_TOLERANCE, compatible, setup_key
 from .provenance import file_checksum
 from .scan import is_product
 
-__all__ = ["RawIdentity", "Verdict", "MasterCheck", "raw_identity", "record_raw",
+__all__ = ["RawIdentity", "Verdict", "MasterCheck", "raw_identity", "raw_touched",
+           "CHANGED_WHILE_READ", "record_raw",
            "recorded_raw", "raw_changed", "check_light_product", "master_inputs",
            "masters_lacking", "check_masters", "belongs_to_master"]
 
@@ -68,6 +69,24 @@ def raw_identity(path):
     except OSError as exc:
         raise FrameError(path, f"cannot read ({exc.strerror or exc})") from None
     return RawIdentity(stat.st_size, stat.st_mtime_ns, checksum)
+
+
+#: RAWSUM of a product whose raw file changed while it was read: it
+#: matches no file, so the product is redone next time.
+CHANGED_WHILE_READ = "changed-in-read"
+
+
+def raw_touched(identity, path):
+    """True if ``path``'s size or modification time is no longer ``identity``'s.
+
+    Asked after a calibration that read the file while its `raw_identity`
+    was being taken: a change in between makes that checksum unreliable.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return True
+    return (stat.st_size, stat.st_mtime_ns) != (identity.size, identity.mtime_ns)
 
 
 def record_raw(header, identity):

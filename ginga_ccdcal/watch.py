@@ -90,6 +90,7 @@ if sys.platform.startswith("linux"):
 else:
     InotifyObserver = None
 
+from . import buffers
 from .calibrate import calibrate_and_write, not_calibrated_reason, output_path
 from .errors import CcdcalError, FrameError, NotCalibrated
 from .fitsfile import is_fits_name
@@ -846,6 +847,11 @@ class FolderWatcher:
             finally:
                 with self._lock:
                     self._inflight -= 1
+            if result.status == "calibrated" and self._queue.empty():
+                # Time to spare before the next light: have its memory
+                # ready, so it is not fetched while the observer waits.
+                self._guarded(lambda: buffers.prepare(result.frame.shape, "float32"),
+                              "preparing memory for the next light")
 
     def _guarded(self, work, what):
         try:
@@ -1000,6 +1006,9 @@ class FolderWatcher:
             self._build(frames, check if self.rebuild_masters else None,
                         "masters built before watching")
         self._warn_uncalibrated(frames)
+        # Calibration imports astropy.nddata on first use (half a second):
+        # now, not while the first light waits.
+        import astropy.nddata  # noqa: F401
 
     def _warn_uncalibrated(self, frames):
         masters = self._reload_masters()

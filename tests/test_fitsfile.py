@@ -116,3 +116,62 @@ def test_budget_refuses_before_decompressing(tmp_path, monkeypatch):
         read_header(path)
     monkeypatch.setattr(fitsfile, "decompressed_budget", lambda: 12000)
     assert read_header(path).shape == (40, 50)
+
+
+# -- float32 straight from the file --------------------------------------------
+
+def _write(path, hdus):
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return str(path)
+
+
+def _float_cases():
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 65536, (23, 31))
+    yield "uint16 (BZERO 32768)", [fits.PrimaryHDU(counts.astype(np.uint16))]
+    yield "int16", [fits.PrimaryHDU((counts - 32768).astype(np.int16))]
+    yield "uint8", [fits.PrimaryHDU((counts % 256).astype(np.uint8))]
+    yield "float32 with NaN", [fits.PrimaryHDU(np.where(counts > 60000, np.nan,
+                                                         counts).astype(np.float32))]
+    scaled = fits.PrimaryHDU((counts % 3000).astype(np.float32))
+    scaled.scale("int16", bzero=1000)                      # integer BZERO, not 32768
+    yield "int16, BZERO 1000", [scaled]
+    bscaled = fits.PrimaryHDU(counts.astype(np.float32) / 7.0)
+    bscaled.scale("int16", "minmax")                       # BSCALE != 1: astropy reads
+    yield "int16, BSCALE", [bscaled]
+    blank = fits.PrimaryHDU((counts - 32768).astype(np.int16))
+    blank.header["BLANK"] = -32768
+    yield "int16, BLANK", [blank]
+    yield "int32", [fits.PrimaryHDU((counts * 1000).astype(np.int32))]
+    yield "uint32", [fits.PrimaryHDU((counts * 1000).astype(np.uint32))]
+    yield "image in HDU 1", [fits.PrimaryHDU(), fits.ImageHDU(counts.astype(np.uint16))]
+    yield "3-D, one plane", [fits.PrimaryHDU(counts[None].astype(np.uint16))]
+
+
+@pytest.mark.parametrize("name, hdus", list(_float_cases()), ids=[c[0] for c in _float_cases()])
+@pytest.mark.parametrize("reuse", [False, True])
+def test_float32_read_equals_astropy_then_astype(tmp_path, name, hdus, reuse):
+    path = _write(tmp_path / "frame.fits", hdus)
+    with fits.open(path) as hdul:
+        image = next(h for h in hdul if h.data is not None)
+        expected = np.asarray(image.data).squeeze().astype(np.float32)
+    got, header, _ = read_image(path, dtype=np.float32, reuse=reuse)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)     # NaN where NaN, bit for bit
+
+
+def test_float32_read_of_a_cut_file_names_it(tmp_path):
+    path = _write(tmp_path / "frame.fits", [fits.PrimaryHDU(np.ones((40, 40), np.uint16))])
+    with open(path, "r+b") as stream:
+        stream.truncate(2880 + 1000)
+    with pytest.raises(FrameError, match="truncated"):
+        read_image(path, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name, hdus", list(_float_cases()), ids=[c[0] for c in _float_cases()])
+def test_pixel_type_is_what_astropy_gives(tmp_path, name, hdus):
+    from ginga_ccdcal.fitsfile import pixel_type
+    path = _write(tmp_path / "frame.fits", hdus)
+    with fits.open(path) as hdul:
+        image = next(h for h in hdul if h.data is not None)
+        assert pixel_type(image.header) == np.asarray(image.data).dtype.newbyteorder("=")

@@ -272,6 +272,40 @@ def test_touched_raw_with_same_content_is_kept(site, tmp_path):
     assert report.existing and not report.written
 
 
+def test_raw_changed_between_read_and_checksum_is_redone(site, tmp_path, monkeypatch):
+    """The checksum is taken while the frame is calibrated: if the raw file
+    changes after the calibration read it but before its checksum, the
+    product (old pixels) must not pass for the new file's."""
+    from ginga_ccdcal import calibrate, products
+    from ginga_ccdcal.products import CHANGED_WHILE_READ, check_light_product
+    path = site.write("M5.fits")
+    frame = frame_from_file(path)
+    match = match_light(frame, load_masters(str(site.masters_dir)))
+    changed = threading.Event()
+    real_checksum, real_calibrate = products.file_checksum, calibrate.calibrate_frame
+
+    def late_checksum(name):
+        assert changed.wait(WAIT)          # hashes the new content
+        return real_checksum(name)
+
+    def calibrate_then_overwrite(*args, **kwargs):
+        ccd = real_calibrate(*args, **kwargs)   # the old pixels
+        overwrite_raw(path, site.frame_bytes())
+        stamp = os.stat(path).st_mtime_ns + 10**9
+        os.utime(path, ns=(stamp, stamp))
+        changed.set()
+        return ccd
+
+    monkeypatch.setattr(products, "file_checksum", late_checksum)
+    monkeypatch.setattr(calibrate, "calibrate_frame", calibrate_then_overwrite)
+    out = str(tmp_path / "cal")
+    written, _ = calibrate.calibrate_and_write(frame, match, out)
+    monkeypatch.undo()
+    assert fits.getheader(written)["RAWSUM"] == CHANGED_WHILE_READ
+    verdict = check_light_product(written, frame_from_file(path), match)
+    assert not verdict.keep and "raw file changed" in verdict.reason
+
+
 # -- item 10: resume keeps only what is still right ------------------------------
 
 def test_resume_redoes_lights_made_without_a_master_now_available(site, tmp_path):
