@@ -467,8 +467,14 @@ def calibrate_and_write(frame, match, out_dir, options=None, *, raw_root=None,
         pending = executor.submit(raw_identity, frame.path)
         ccd = calibrate_frame(frame, match, options, notes=notes, raw_root=raw_root)
         identity = pending.result()
-    record_raw(ccd.header, identity if not raw_touched(identity, frame.path)
-               else replace(identity, checksum=CHANGED_WHILE_READ))
+    if raw_touched(identity, frame.path):
+        # Its pixels may be a mix of two versions: said, and redone next time.
+        identity = replace(identity, checksum=CHANGED_WHILE_READ)
+        warning = "the raw file changed while it was read; calibrate it again"
+        provenance.add_history(ccd.header, f"warning: {warning}")
+        if notes is not None:
+            notes.append(warning)
+    record_raw(ccd.header, identity)
     extensions = []
     if ccd.uncertainty is not None:
         # The extension CCDData.read recognises as the uncertainty.

@@ -538,20 +538,25 @@ def _read_plain_float32(path, info, reuse):
 def pixel_type(header):
     """The numpy type of a frame's pixels as its header declares them.
 
-    What astropy gives for them: uint16 for BITPIX = 16 with BZERO = 32768,
-    float32 once BSCALE is not 1, and so on.  A frame read straight into
-    float32 still saturates at its file type's largest value.
+    What astropy gives for them: the stored integer type, or its unsigned
+    (signed for 8 bits) twin when BZERO shifts it by half its range
+    (uint16 for BITPIX = 16 with BZERO = 32768), else float once BSCALE or
+    BZERO scale it or BLANK marks pixels (astropy makes those NaN).  A
+    frame read straight into float32 still saturates at this type's
+    largest value.
     """
     bitpix = header.get("BITPIX", 16)
     bscale, bzero = header.get("BSCALE", 1), header.get("BZERO", 0)
     if bitpix < 0:
         return np.dtype(f"f{-bitpix // 8}")
-    if (bscale != 1 or "BLANK" in header or bzero not in (0, 2 ** (bitpix - 1))
-            or (bitpix == 8 and bzero)):  # scaled, or BLANK made NaN
+    stored = np.dtype(("u" if bitpix == 8 else "i") + str(bitpix // 8))
+    if bscale != 1 or "BLANK" in header:
         return np.dtype("f4" if bitpix <= 16 else "f8")
-    if bitpix == 8:
-        return np.dtype("u1")
-    return np.dtype(("u" if bzero else "i") + str(bitpix // 8))
+    if bzero == 0:
+        return stored
+    if bzero == (-128 if bitpix == 8 else 2 ** (bitpix - 1)):
+        return np.dtype(("i" if bitpix == 8 else "u") + str(bitpix // 8))
+    return np.dtype("f4" if bitpix <= 16 else "f8")
 
 
 # -- header text that astropy cannot write -------------------------------------

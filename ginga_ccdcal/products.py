@@ -93,7 +93,9 @@ def record_raw(header, identity):
     """Write ``identity`` into a product's header (RAWSIZE, RAWMTIME, RAWSUM)."""
     header["RAWSIZE"] = (int(identity.size), "bytes of the raw file calibrated")
     header["RAWMTIME"] = (int(identity.mtime_ns), "its modification time, ns since 1970")
-    header["RAWSUM"] = (identity.checksum, "SHA-1 (16 hex) of the raw file")
+    header["RAWSUM"] = (identity.checksum, "SHA-1 (16 hex) of the raw file"
+                        if identity.checksum != CHANGED_WHILE_READ
+                        else "raw file changed while read: redo")
 
 
 def recorded_raw(header):

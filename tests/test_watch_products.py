@@ -299,9 +299,13 @@ def test_raw_changed_between_read_and_checksum_is_redone(site, tmp_path, monkeyp
     monkeypatch.setattr(products, "file_checksum", late_checksum)
     monkeypatch.setattr(calibrate, "calibrate_frame", calibrate_then_overwrite)
     out = str(tmp_path / "cal")
-    written, _ = calibrate.calibrate_and_write(frame, match, out)
+    notes = []
+    written, _ = calibrate.calibrate_and_write(frame, match, out, notes=notes)
     monkeypatch.undo()
-    assert fits.getheader(written)["RAWSUM"] == CHANGED_WHILE_READ
+    header = fits.getheader(written)
+    assert header["RAWSUM"] == CHANGED_WHILE_READ
+    assert notes == ["the raw file changed while it was read; calibrate it again"]
+    assert any("changed while it was read" in h for h in header["HISTORY"])
     verdict = check_light_product(written, frame_from_file(path), match)
     assert not verdict.keep and "raw file changed" in verdict.reason
 
