@@ -45,6 +45,11 @@ def test_build_button_makes_masters_and_opens_them(gui, night, tmp_path):
     channel = gui.fv.get_channel("Masters")
     shown = {channel.get_image_info(n).path for n in channel.get_image_names()}
     assert shown == {str(folder / name) for name in EXPECTED}
+    # the one displayed got its cut levels in the loading thread, and no thumbnail
+    method, low, high = gui.channel_image("Masters").get("ccdcal_cuts")
+    assert method == "zscale"
+    assert channel.viewer.get_cut_levels() == pytest.approx((low, high))
+    assert channel.settings.get("genthumb") is False
     # the list shows them, all up to date
     rows = tree_rows(masters.w.list)
     assert set(rows) == EXPECTED
