@@ -93,7 +93,7 @@ def run_floor(light_path, _masters, out_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="256 x 256, 1 repeat")
     parser.add_argument("--work", default=WORK_DIR)
     args = parser.parse_args(argv)
