@@ -93,6 +93,38 @@ def test_clicking_a_file_loads_it_in_the_current_channel(gui, night):
     assert browser.messages.lines[0].startswith(os.path.basename(light) + ": light")
 
 
+def _thumbnails_of(gui, path):
+    thumbs = gui.fv.gpmon.get_plugin("Thumbs")
+    return [key for key in thumbs.thumb_dict if path in map(str, key)]
+
+
+@pytest.mark.parametrize("wanted", [False, True])
+def test_frames_clicked_make_a_thumbnail_only_if_wanted(gui, night, wanted):
+    """Ginga's Thumbs would make each clicked frame's thumbnail on the GUI
+    thread (100-250 ms for a full-size frame): the browser's frames go
+    without, unless the preference asks for them."""
+    browser = gui.open_night(night.path)
+    settings = browser.settings
+    settings.set(thumbnails=wanted)
+    try:
+        light = night.files["light"][2]
+        gui.fv.change_channel("Image")
+        gui.select_row(browser.w.tree, browser.path_of(light))
+        gui.wait_for(lambda: (gui.channel_image("Image") or {}).get("path") == light,
+                     "the clicked light")
+        image = gui.channel_image("Image")
+        assert image.get("nothumb") is (not wanted)
+        if wanted:
+            gui.wait_for(lambda: _thumbnails_of(gui, light), "its thumbnail")
+        else:
+            gui.pump(1.0)    # Thumbs' own delay (0.5 s) has passed
+            assert _thumbnails_of(gui, light) == []
+        # the channel itself is left as it was: files opened otherwise keep theirs
+        assert gui.fv.get_channel("Image").settings.get("genthumb", True) is True
+    finally:
+        settings.set(thumbnails=False)
+
+
 def test_clicking_a_group_shows_count_and_summary(gui, night):
     browser = gui.open_night(night.path)
     gui.select_row(browser.w.tree, ["frametype = dark"])

@@ -407,14 +407,17 @@ def test_calibrate_remembers_its_frame_while_the_user_clicks_another(
     assert not gui.new_errors(), "\n".join(gui.new_errors())
 
 
-def test_steps_panels_are_made_after_the_plugin_opens(gui):
-    """Each Steps panel holds two Ginga viewers (some 50 ms to make): opening
-    CCD Calibrate makes none of them; they follow one per turn of the event
-    loop, and a plugin closed meanwhile stops making them."""
+def test_steps_panels_are_made_when_steps_are_asked_for(gui):
+    """Each Steps panel holds two Ginga viewers (50-100 ms to make): opening
+    CCD Calibrate makes none of them, even after it has shown; asking for
+    the steps makes them, one per turn of the event loop, and a plugin
+    closed meanwhile stops making them."""
     channel = gui.fv.get_channel("Image")
     gui.fv.start_local_plugin("Image", "CCDCalibrate", None)
     plugin = channel.opmon.get_plugin("CCDCalibrate")
-    assert len(plugin.step_panels) < N_STEP_PANELS
+    gui.pump(1.0)
+    assert plugin.step_panels == []
+    plugin._start_step_panels()              # what Show steps does first
     gui.wait_for(lambda: len(plugin.step_panels) == N_STEP_PANELS, "the Steps panels")
     viewers = [panel.viewer for panel in plugin.step_panels]
     # zoom and pan stay shared, panel to panel, as when all were made at once
@@ -424,6 +427,7 @@ def test_steps_panels_are_made_after_the_plugin_opens(gui):
     plugin.close()
     gui.pump()
     gui.fv.start_local_plugin("Image", "CCDCalibrate", None)
+    plugin._start_step_panels()
     made = len(plugin.step_panels)
     plugin.close()
     gui.pump(0.5)

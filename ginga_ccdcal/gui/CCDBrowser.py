@@ -106,7 +106,7 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         self.settings.add_defaults(group_keys=", ".join(DEFAULT_GROUP_KEYS),
                                    exptime_tolerance=DEFAULT_TOLERANCES["exptime"],
                                    recursive=True, last_folder=None,
-                                   channel_suffix=CAL_SUFFIX)
+                                   channel_suffix=CAL_SUFFIX, thumbnails=False)
         self.settings.load(onError="silent")
 
         self.session = get_session(fv)
@@ -552,7 +552,21 @@ class CCDBrowser(OwnHelp, GingaPlugin.GlobalPlugin):
         channel shows masters or calibrated frames, the frame goes to the
         raw channel (`raw_channel`).
         """
-        self.fv.nongui_do(self.fv.load_file, frame.path, chname=self.raw_channel())
+        thumbnails = bool(self.settings.get("thumbnails", False))
+
+        def loader(path, **kwargs):
+            image = self.fv.load_image(path, **kwargs)
+            # Ginga's Thumbs makes a frame's thumbnail on the GUI thread, from
+            # cut levels of its own (100-250 ms for a 3085 x 2048 frame, and
+            # again whenever the cuts change): the window froze at each
+            # click.  The tree here is how a night is paged through, so the
+            # frames it shows go without ("thumbnails = True" in
+            # plugin_CCDBrowser.cfg brings them back).
+            image.set(nothumb=not thumbnails)
+            return image
+
+        self.fv.nongui_do(self.fv.load_file, frame.path, chname=self.raw_channel(),
+                          image_loader=loader)
 
     def raw_channel(self):
         """The channel raw frames are shown in: the current one, unless it

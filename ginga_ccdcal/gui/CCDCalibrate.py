@@ -378,14 +378,20 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         self.w.steps_grid = Widgets.GridBox(rows=3, columns=2)
         self.w.steps_grid.set_spacing(6)
         page.add_widget(self.w.steps_grid, stretch=1)
-        # Each panel holds two Ginga viewers, some 50 ms to make: made all
+        # Each panel holds two Ginga viewers, some 50-100 ms to make: made
         # in build_gui they froze the window for a quarter of a second
-        # when the plugin opened.  They are made one per turn of the event
-        # loop instead, after the panel shows.
+        # when the plugin opened (and Ginga runs whatever is queued while
+        # it opens a plugin).  They are made when steps are first asked
+        # for, one per turn of the event loop while the steps are worked
+        # out (`_start_step_panels`).
         self.step_panels = []
         self._panels_gen += 1
-        self.fv.gui_do(self._add_step_panel, self._panels_gen)
         return page
+
+    def _start_step_panels(self):
+        """Begin making the Steps panels not made yet, one per turn."""
+        if len(self.step_panels) < N_STEP_PANELS:
+            self.fv.gui_do(self._add_step_panel, self._panels_gen)
 
     def _add_step_panel(self, gen):
         """Make the next panel of the Steps page, then ask for the one after."""
@@ -814,7 +820,7 @@ class CCDCalibrate(OwnHelp, RunsTasks, GingaPlugin.LocalPlugin):
         frame, match, options = prepared
         gain = options["gain"] if isinstance(options["gain"], float) else None
         self.messages.set_lines([f"Working out the steps of {frame.name} ..."])
-
+        self._start_step_panels()
         self.stop_blink()
 
         def work(progress, cancel):
