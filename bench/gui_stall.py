@@ -77,7 +77,7 @@ def main(argv=None):
     raw, out = os.path.join(work, "raw"), os.path.join(work, "out")
     later = os.path.join(work, "later")
     if not os.path.isdir(raw):
-        print(f"writing a full-size night to {raw} ...", flush=True)
+        print("writing a full-size night ...", flush=True)
         paths = make_night(raw, args.lights + 1)
         os.makedirs(later, exist_ok=True)
         shutil.move(paths[-1], os.path.join(later, os.path.basename(paths[-1])))
@@ -150,6 +150,8 @@ def main(argv=None):
     for phase, gap in meter.worst.items():
         print(f"  {phase:40s} {gap:7.0f} ms")
     print(f"  {'largest':40s} {max(meter.worst.values()):7.0f} ms")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)  # the night made for this run
     return 0
 
 
