@@ -77,10 +77,12 @@ CHANGED_WHILE_READ = "changed-in-read"
 
 
 def raw_touched(identity, path):
-    """True if ``path``'s size or modification time is no longer ``identity``'s.
+    """True if ``path``'s size or modification time is no longer ``identity``'s
+    (or it cannot be read): the one test of "the same file, unread".
 
-    Asked after a calibration that read the file while its `raw_identity`
-    was being taken: a change in between makes that checksum unreliable.
+    `raw_changed` asks it before reading any checksum; a calibration asks
+    it after reading the file while its `raw_identity` was being taken
+    (a change in between makes that checksum unreliable).
     """
     try:
         stat = os.stat(path)
@@ -114,20 +116,17 @@ def raw_changed(recorded, path):
     Otherwise the checksum decides, so a file merely touched or copied
     with a new time still counts as the same.
     """
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        return f"the raw file cannot be read ({exc.strerror or exc})"
-    if (stat.st_size, stat.st_mtime_ns) == (recorded.size, recorded.mtime_ns):
+    if not raw_touched(recorded, path):
         return None
     try:
+        size = os.stat(path).st_size
         if file_checksum(path) == recorded.checksum:
             return None
     except OSError as exc:
         return f"the raw file cannot be read ({exc.strerror or exc})"
-    if stat.st_size != recorded.size:
+    if size != recorded.size:
         return (f"the raw file changed since it was calibrated "
-                f"({recorded.size} -> {stat.st_size} bytes)")
+                f"({recorded.size} -> {size} bytes)")
     return "the raw file changed since it was calibrated (new content)"
 
 
