@@ -205,6 +205,7 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
     >>> from ginga_ccdcal.masters import load_master    # doctest: +SKIP
     >>> result = calibrate_ccd(raw, match_light(light, masters))  # doctest: +SKIP
     """
+    _refuse_uncalibrated(match, options, name)  # before converting pixels
     raw = np.asarray(ccd.data)
     return _calibrate(raw.astype(np.float32), raw.dtype, fits.Header(ccd.header), match,
                       options, name=name, notes=notes, on_step=on_step, raw_root=raw_root)
@@ -213,7 +214,8 @@ def calibrate_ccd(ccd, match, options=None, *, name="frame", notes=None, on_step
 def _calibrate(data, raw_type, header, match, options, *, name, notes, on_step, raw_root):
     """`calibrate_ccd` on ``data``, the raw pixels as float32 that it may
     change in place; ``raw_type`` is the pixels' type as the camera wrote
-    them (for saturation and undefined pixels); ``header`` is a copy."""
+    them (for saturation and undefined pixels); ``header`` is a copy.
+    Both callers have refused a match with nothing to apply already."""
     # Imported here: astropy.nddata brings astropy.wcs, coordinates and
     # scipy.sparse (about half a second), which commands that calibrate
     # nothing (masters, scan) need not pay for.
@@ -221,7 +223,6 @@ def _calibrate(data, raw_type, header, match, options, *, name, notes, on_step, 
     options = options or CalibrationOptions()
     gain, dark_scale = options.gain, options.dark_scale
     readnoise, cosmics = options.readnoise, options.cosmics
-    _refuse_uncalibrated(match, options, name)
     warnings = pixel_warnings(data, header, raw_type)
     for key in ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True)
