@@ -64,8 +64,8 @@ class BufferPool:
         with self._lock:
             if self._find_free(shape, dtype) is not None:
                 return
-        array = np.zeros(shape, dtype)
-        array.fill(0)  # np.zeros alone may leave the pages untouched
+        array = np.empty(shape, dtype)
+        array.fill(0)  # touches every page now, not when the light arrives
         with self._lock:
             self._keep(array)
 
