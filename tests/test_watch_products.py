@@ -64,24 +64,11 @@ def overwrite_raw(path, data):
 def test_preallocated_file_is_calibrated_only_once_filled(site):
     """A copy tool creates the file at full size (zeros after the header),
     then fills it: nothing is calibrated from the zeros."""
-    data = site.frame_bytes()
-    header_end = data.index(b"END" + b" " * 77) + 80
-    header_end += -header_end % 2880
     col = Collector()
     with site.watcher(col, settle=0.3) as watcher:
         path = site.raw / "prealloc.fits"
-        with open(path, "wb") as stream:
-            stream.write(data[:header_end])
-            stream.truncate(len(data))          # full size, data all zeros
-            stream.flush()
-            # A viewer reads it meanwhile (its opens and closes say nothing
-            # about the writer).
-            for _ in range(3):
-                assert fits.getheader(path)["NAXIS"] == 2
-            # Ten settle times unchanged, still open: not complete.
-            early = col.settle(10 * 0.3)
-            stream.seek(header_end)
-            stream.write(data[header_end:])
+        # Ten settle times unchanged, still open: not complete.
+        early = fill_later(site, path, lambda: col.settle(10 * 0.3))
         col.wait_for(1)
         results = col.settle()
         mode = watcher.mode
